@@ -1,0 +1,1 @@
+"""Tables and the types that cross boundaries (API <-> workflow <-> activities)."""

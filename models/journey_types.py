@@ -1,0 +1,187 @@
+"""Dataclasses that cross the workflow boundary: workflow input, signals, query result, and
+activity inputs/results. One input type and one result type per call. Ids only — never PHI —
+except where an event legitimately carries a service name (encrypted later by the codec)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from models.enums import (
+    Channel,
+    EventType,
+    JourneyStatus,
+    MessageKind,
+    MessageStatus,
+    RevenueLine,
+    Stage,
+)
+
+JOURNEY_WORKFLOW_NAME = "JourneyWorkflow"
+SIGNAL_INQUIRY = "inquiry"
+SIGNAL_EVENT = "event"
+QUERY_STATE = "state"
+
+
+def journey_workflow_id(practice_id: str, patient_id: str, line: RevenueLine | str) -> str:
+    """`journey-{practice_id}-{patient_id}-{line}`: opaque ids only (DESIGN §5)."""
+    return f"journey-{practice_id}-{patient_id}-{RevenueLine(line).value}"
+
+
+@dataclass
+class InquirySignal:
+    """The start signal (and any repeat inquiry). `at` is when the patient asked."""
+
+    id: str
+    at: datetime
+    channel: str
+    service: str | None = None
+
+
+@dataclass
+class JourneyEvent:
+    """One event of DESIGN §5. `id` makes delivery idempotent; `at` defaults to receipt time."""
+
+    type: EventType
+    id: str
+    at: datetime | None = None
+    appointment_at: datetime | None = None
+    service: str | None = None
+    amount: float | None = None
+    channel: Channel | None = None
+
+
+@dataclass
+class JourneyMemory:
+    """Everything a journey carries across continue-as-new."""
+
+    stage: Stage = Stage.INQUIRY
+    status: JourneyStatus = JourneyStatus.ACTIVE
+    cycle: int = 0
+    transitions: int = 0  # sequence number of recorded transitions, for idempotent recording
+    stage_entered_at: datetime | None = None
+    appointment_at: datetime | None = None
+    bookings: int = 0  # appointment version: a reschedule re-arms reminders under new keys
+    treatments: int = 0  # in this series/package/cycle family
+    last_treatment_at: datetime | None = None
+    last_service: str | None = None
+    reply_paused: bool = False
+    staff_paused: bool = False
+    suppressed_channels: list[Channel] = field(default_factory=list)
+    seen_event_ids: list[str] = field(default_factory=list)
+    pending_events: list[JourneyEvent] = field(default_factory=list)
+    done_steps: list[str] = field(default_factory=list)  # scoped step keys already handled
+    deferrals: dict[str, datetime] = field(default_factory=dict)  # scoped step key -> retry at
+    sequence: str = "new_lead"  # which sequence of the track runs in the current stage
+    anchor: datetime | None = None  # what the sequence's offsets count from
+    visit: int = 0  # bumped on every (re-)entry, so re-entered sequences get fresh step keys
+    chain_id: str = ""  # stable across continue-as-new; new when a closed journey starts anew
+    track_version: int = 1
+    exit_reason: str | None = None
+
+
+@dataclass
+class JourneyInput:
+    journey_id: str
+    practice_id: str
+    patient_id: str
+    revenue_line: RevenueLine
+    channels: list[Channel] = field(default_factory=lambda: [Channel.SMS, Channel.EMAIL])
+    timezone: str = "UTC"  # the practice's, for readable details in the Temporal UI
+    memory: JourneyMemory | None = None  # set on continue-as-new
+
+
+@dataclass
+class JourneyResult:
+    status: JourneyStatus
+    stage: Stage
+    reason: str | None
+    cycle: int
+
+
+@dataclass
+class JourneyState:
+    """The query result: what staff and tools see of a live journey."""
+
+    stage: Stage
+    status: JourneyStatus
+    revenue_line: RevenueLine
+    cycle: int
+    next_action: str | None
+    next_action_at: datetime | None
+    appointment_at: datetime | None
+    treatments: int
+    history: list[str]
+
+
+# ---- activities ----
+
+
+@dataclass
+class TransitionInput:
+    journey_id: str
+    workflow_id: str
+    seq: int
+    from_stage: Stage | None
+    to_stage: Stage
+    status: JourneyStatus
+    reason: str
+    at: datetime
+    cycle: int
+    branch: bool = False  # a side stage entered (review ask) while the main stage stays
+
+
+@dataclass
+class TransitionResult:
+    recorded: bool
+
+
+@dataclass
+class JourneySyncInput:
+    """The journey row's live columns: status and the next action (shown by the API)."""
+
+    journey_id: str
+    status: JourneyStatus
+    next_action: str | None
+    next_action_at: datetime | None
+    at: datetime
+
+
+@dataclass
+class JourneySyncResult:
+    updated: bool
+
+
+@dataclass
+class StaffTaskInput:
+    key: str  # idempotency key
+    journey_id: str
+    kind: str  # new_lead | patient_replied | repeat_inquiry | consult_outcome_unknown
+    at: datetime
+
+
+@dataclass
+class StaffTaskResult:
+    created: bool
+
+
+@dataclass
+class SendInput:
+    idempotency_key: str  # journey workflow id + cycle + step: stable across retries
+    journey_id: str
+    template: str
+    kind: MessageKind
+    at: datetime  # workflow time: the gate's clock
+    stage: Stage
+    appointment_at: datetime | None = None
+    immediate_reply: bool = False  # the reply to a fresh inquiry: exempt from the send window
+    expires_at: datetime | None = None  # after this the message is pointless (skip, not send)
+
+
+@dataclass
+class SendResult:
+    status: MessageStatus
+    message_id: str | None = None
+    channel: Channel | None = None
+    retry_at: datetime | None = None  # for DEFERRED
+    reason: str | None = None

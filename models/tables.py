@@ -1,0 +1,186 @@
+"""SQLModel tables. UUID keys, timezone-aware UTC timestamps on every backend (SQLite drops the
+zone, so `UTCDateTime` puts it back), enums stored as their string values."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always returns them aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: store aware UTC timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, **kw: Any) -> Any:
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable), **kw)
+
+
+class Practice(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    timezone: str = Field(max_length=64)
+    state: str = Field(max_length=2)
+    booking_url: str = Field(max_length=2000)
+    review_url: str | None = Field(default=None, max_length=2000)
+    revenue_lines: list[str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    api_key_hash: str = Field(max_length=64, unique=True, index=True)
+    api_key_prefix: str = Field(max_length=16)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Patient(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=20, index=True)  # E.164
+    email: str | None = Field(default=None, max_length=320, index=True)
+    timezone: str = Field(max_length=64)
+    state: str | None = Field(default=None, max_length=2)
+    sms_consent: bool = False
+    email_consent: bool = False
+    sms_suppressed: bool = False
+    email_suppressed: bool = False
+    referred_by: uuid.UUID | None = Field(default=None)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Inquiry(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("practice_id", "external_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    journey_id: uuid.UUID = Field(foreign_key="journey.id", index=True)
+    channel: str = Field(max_length=20)
+    interest: str = Field(max_length=64)
+    revenue_line: str = Field(max_length=20)
+    service: str | None = Field(default=None, max_length=64)
+    message: str | None = Field(default=None, max_length=4000)
+    source: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, max_length=200)
+    request_hash: str = Field(max_length=64)
+    status: str = Field(default="received", max_length=20, index=True)
+    attempts: int = 0
+    received_at: datetime = _ts(default_factory=utcnow)
+    started_at: datetime | None = _ts(nullable=True, default=None)
+
+
+class Journey(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    revenue_line: str = Field(max_length=20)
+    workflow_id: str = Field(max_length=200, unique=True)
+    stage: str = Field(default="inquiry", max_length=32, index=True)
+    status: str = Field(default="pending", max_length=20, index=True)
+    cycle: int = 0
+    next_action: str | None = Field(default=None, max_length=200)
+    next_action_at: datetime | None = _ts(nullable=True, default=None)
+    exit_reason: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class StageEvent(SQLModel, table=True):
+    """Every transition and exit: the funnel's source. `key` makes recording idempotent."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    key: str = Field(max_length=250, unique=True)
+    journey_id: uuid.UUID = Field(foreign_key="journey.id", index=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    from_stage: str | None = Field(default=None, max_length=32)
+    to_stage: str = Field(max_length=32)
+    status: str = Field(max_length=20)
+    reason: str = Field(max_length=200)
+    cycle: int = 0
+    at: datetime = _ts()
+
+
+class JourneyEventRow(SQLModel, table=True):
+    """Events posted to a journey, persisted before they are signalled (the relay retries)."""
+
+    __tablename__ = "journey_event"
+    __table_args__ = (sa.UniqueConstraint("journey_id", "event_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    journey_id: uuid.UUID = Field(foreign_key="journey.id", index=True)
+    event_id: str = Field(max_length=200)
+    type: str = Field(max_length=40)
+    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    request_hash: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=20, index=True)
+    received_at: datetime = _ts(default_factory=utcnow)
+    delivered_at: datetime | None = _ts(nullable=True, default=None)
+
+
+class Message(SQLModel, table=True):
+    """The send ledger (both directions). The row is written before the provider is called."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    idempotency_key: str = Field(max_length=250, unique=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    journey_id: uuid.UUID | None = Field(default=None, foreign_key="journey.id", index=True)
+    direction: str = Field(max_length=10)
+    channel: str | None = Field(default=None, max_length=10)
+    kind: str = Field(max_length=20)
+    template: str = Field(max_length=100)
+    stage: str | None = Field(default=None, max_length=32)
+    body: str | None = Field(default=None, max_length=4000)
+    status: str = Field(max_length=20, index=True)
+    status_reason: str | None = Field(default=None, max_length=200)
+    provider: str | None = Field(default=None, max_length=20)
+    provider_id: str | None = Field(default=None, max_length=100)
+    attempts: int = 0
+    created_at: datetime = _ts()  # Temporal time of the first attempt
+    retry_at: datetime | None = _ts(nullable=True, default=None)
+    sent_at: datetime | None = _ts(nullable=True, default=None)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """The embedded-default provider: messages recorded, not sent. Keyed like the ledger so a
+    repeated provider call is a no-op."""
+
+    __tablename__ = "outbox_message"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    idempotency_key: str = Field(max_length=250, unique=True)
+    channel: str = Field(max_length=10)
+    to: str = Field(max_length=320)
+    body: str = Field(max_length=4000)
+    handed_at: datetime = _ts(default_factory=utcnow)  # wall clock: when the provider got it
+
+
+class StaffTask(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    key: str = Field(max_length=250, unique=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    journey_id: uuid.UUID = Field(foreign_key="journey.id", index=True)
+    kind: str = Field(max_length=40)
+    status: str = Field(default="open", max_length=20)
+    created_at: datetime = _ts()

@@ -1,0 +1,71 @@
+"""Settings from the environment (and an optional `.env`), the names of DESIGN §8."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / ".data"
+
+# Values that only make sense on a developer's laptop. Production refuses to start with them.
+DEV_ADMIN_API_KEY = "dev-admin-key-change-me"
+PLACEHOLDER_SECRETS = frozenset({"", DEV_ADMIN_API_KEY, "changeme", "change-me", "secret"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    database_url: str = f"sqlite:///{DATA_DIR / 'app.db'}"
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "patient-journeys"
+    temporal_api_key: str | None = None
+    temporal_tls: bool = False
+    temporal_tls_cert_path: str | None = None
+    temporal_tls_key_path: str | None = None
+    temporal_tls_ca_path: str | None = None
+
+    admin_api_key: str = DEV_ADMIN_API_KEY
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    sendgrid_api_key: str | None = None
+    sendgrid_from_email: str | None = None
+    payload_encryption_keys: str | None = None
+
+    # Operational knobs (not in DESIGN §8 but needed to run it; all have safe defaults).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    daily_message_cap: int = Field(default=3, ge=1)
+    relay_interval_seconds: float = Field(default=2.0, gt=0)
+    temporal_start_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            if self.admin_api_key in PLACEHOLDER_SECRETS or len(self.admin_api_key) < 24:
+                raise ValueError(
+                    "ADMIN_API_KEY is a placeholder or shorter than 24 characters; "
+                    "production refuses to start without a real secret"
+                )
+            if self.database_url.startswith("sqlite"):
+                raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
+        return self
+
+    @property
+    def messaging_provider(self) -> Literal["outbox", "twilio"]:
+        return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "outbox"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Deterministic code only: the journey workflow, its track definitions and policies."""
