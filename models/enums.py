@@ -31,7 +31,12 @@ class JourneyStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset(
-    {JourneyStatus.OPTED_OUT, JourneyStatus.CLOSED_WON, JourneyStatus.CLOSED_LOST, JourneyStatus.ERASED}
+    {
+        JourneyStatus.OPTED_OUT,
+        JourneyStatus.CLOSED_WON,
+        JourneyStatus.CLOSED_LOST,
+        JourneyStatus.ERASED,
+    }
 )
 
 
@@ -83,6 +88,7 @@ class MessageKind(StrEnum):
 
 
 class MessageStatus(StrEnum):
+    QUEUED = "queued"  # ledger row written, gate not yet passed
     SENDING = "sending"  # ledger row written, provider call in flight
     SENT = "sent"  # handed to the provider
     DELIVERED = "delivered"

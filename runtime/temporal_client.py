@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import DataConverter
 
 from runtime.settings import Settings
@@ -25,6 +25,20 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "JourneyStage": "Keyword",
     "NextActionAt": "Datetime",
 }
+
+
+def journey_search_attributes(
+    practice_id: str, patient_id: str, revenue_line: str, stage: str = "inquiry"
+) -> TypedSearchAttributes:
+    """The attributes a journey starts with (the workflow upserts stage and next action)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_PRACTICE_ID, practice_id),
+            SearchAttributePair(SA_PATIENT_ID, patient_id),
+            SearchAttributePair(SA_REVENUE_LINE, revenue_line),
+            SearchAttributePair(SA_JOURNEY_STAGE, stage),
+        ]
+    )
 
 
 def data_converter() -> DataConverter:

@@ -13,10 +13,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from zoneinfo import ZoneInfo
-
     from activities.journey_records import JourneyRecords
     from activities.messaging import Messaging
+    from models.clock import format_local
     from models.enums import (
         TERMINAL_STATUSES,
         Channel,
@@ -301,7 +300,11 @@ class JourneyWorkflow:
         if before and planned and (before.at, before.label) == (planned.at, planned.label):
             return
         workflow.upsert_search_attributes(
-            [SA_NEXT_ACTION_AT.value_set(planned.at) if planned else SA_NEXT_ACTION_AT.value_unset()]
+            [
+                SA_NEXT_ACTION_AT.value_set(planned.at)
+                if planned
+                else SA_NEXT_ACTION_AT.value_unset()
+            ]
         )
         await self._sync()
 
@@ -312,7 +315,9 @@ class JourneyWorkflow:
         if now > due + step.grace:
             self._done(key, f"skipped {step.key}: its moment passed")
             return
-        paused = self._m.staff_paused or (self._m.reply_paused and step.kind is MessageKind.MARKETING)
+        paused = self._m.staff_paused or (
+            self._m.reply_paused and step.kind is MessageKind.MARKETING
+        )
         if paused:
             self._done(key, f"skipped {step.key}: journey paused")
             return
@@ -389,12 +394,18 @@ class JourneyWorkflow:
                 self._note(f"appointment moved to {self._local(ev.appointment_at)}")
                 await self._sync()
             else:
-                reason = "consult booked" if t is EventType.CONSULT_BOOKED else "appointment rescheduled"
-                await self._enter(Stage.CONSULT_BOOKED, "consult_reminders", ev.appointment_at, reason)
+                reason = (
+                    "consult booked" if t is EventType.CONSULT_BOOKED else "appointment rescheduled"
+                )
+                await self._enter(
+                    Stage.CONSULT_BOOKED, "consult_reminders", ev.appointment_at, reason
+                )
         elif t is EventType.APPOINTMENT_CANCELLED:
             if stage in (Stage.CONSULT_BOOKED, Stage.CONSULT_SHOW):
                 self._m.appointment_at = None
-                await self._enter(Stage.SPEED_TO_LEAD, "cancel_recovery", at, "appointment cancelled")
+                await self._enter(
+                    Stage.SPEED_TO_LEAD, "cancel_recovery", at, "appointment cancelled"
+                )
             else:
                 self._note("cancellation ignored: no appointment")
         elif t is EventType.ARRIVED:
@@ -548,7 +559,7 @@ class JourneyWorkflow:
         return f"{workflow.info().workflow_id}/{self._m.chain_id}/c{self._m.cycle}/{scoped}"
 
     def _local(self, at: datetime) -> str:
-        return at.astimezone(ZoneInfo(self._in.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+        return format_local(at, self._in.timezone)
 
     def _note(self, text: str, at: datetime | None = None) -> None:
         when = self._local(at or workflow.now())
@@ -559,4 +570,3 @@ class JourneyWorkflow:
         workflow.set_current_details(
             f"**{self._m.stage.value}** ({self._status().value}, cycle {self._m.cycle}): {text}"
         )
-

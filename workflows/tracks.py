@@ -75,10 +75,11 @@ IMMEDIATE_REPLY = Step(
 
 
 def _nurture(days: tuple[int, ...]) -> tuple[Step, ...]:
-    return (IMMEDIATE_REPLY,) + tuple(
+    nurture = (
         Step(f"nurture_d{d}", d * D, f"nurture_{i}", MessageKind.MARKETING)
         for i, d in enumerate(days, start=1)
     )
+    return (IMMEDIATE_REPLY, *nurture)
 
 
 def _reminders(offsets: tuple[tuple[str, timedelta], ...]) -> tuple[Step, ...]:
@@ -123,9 +124,7 @@ SURGICAL = Track(
     version=1,
     new_lead=_nurture((1, 3, 7, 14, 30)),
     new_lead_outcome=Outcome(45 * D, "lead went cold", stage=Stage.REACTIVATION),
-    consult_reminders=_reminders(
-        (("7d", 7 * D), ("2d", 2 * D), ("1d", 1 * D), ("2h", 2 * H))
-    ),
+    consult_reminders=_reminders((("7d", 7 * D), ("2d", 2 * D), ("1d", 1 * D), ("2h", 2 * H))),
     awaiting_outcome=_AWAITING,
     awaiting_outcome_outcome=_AWAITING_OUTCOME,
     no_show_recovery=_NO_SHOW,
@@ -135,7 +134,8 @@ SURGICAL = Track(
     reactivation=_REACTIVATION,
     reactivation_outcome=_REACTIVATION_OUTCOME,
     quote_follow_up=tuple(
-        Step(f"quote_d{d}", d * D, f"quote_follow_up_{i}") for i, d in enumerate((1, 3, 7, 14, 30), 1)
+        Step(f"quote_d{d}", d * D, f"quote_follow_up_{i}")
+        for i, d in enumerate((1, 3, 7, 14, 30), 1)
     ),
     quote_outcome=Outcome(45 * D, "quote went quiet", stage=Stage.REACTIVATION),
     post_treatment=(
@@ -154,7 +154,9 @@ SURGICAL = Track(
         *_review(56),
         Step("cross_sell", 380 * D, "cross_sell_maintenance"),
     ),
-    post_treatment_outcomes=(Outcome(400 * D, "post-op cadence complete", exit_status="closed_won"),),
+    post_treatment_outcomes=(
+        Outcome(400 * D, "post-op cadence complete", exit_status="closed_won"),
+    ),
 )
 
 INJECTABLES = Track(

