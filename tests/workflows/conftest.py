@@ -24,7 +24,7 @@ from models.journey_types import (
     JourneyInput,
     JourneyResult,
 )
-from models.tables import Journey, Message, StageEvent, StaffTask
+from models.tables import Journey, Message, StaffTask, StageEvent
 from runtime.settings import Settings
 from runtime.temporal_client import (
     SEARCH_ATTRIBUTES,
@@ -37,8 +37,10 @@ from worker import build_worker
 from workflows.journey import JourneyWorkflow
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """One server per test: it starts in about a second, and a journey left running by one
+    test (no worker any more) would otherwise lock the shared clock for the next."""
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEMPORAL_TEST_SERVER), data_converter=data_converter()
     ) as env:
@@ -82,7 +84,7 @@ class Harness:
         self, seeded: Seeded, *, channel: str = "form", channels: list[Channel] | None = None
     ) -> WorkflowHandle[JourneyWorkflow, JourneyResult]:
         j = seeded.journey
-        return await self.client.start_workflow(
+        handle = await self.client.start_workflow(
             JourneyWorkflow.run,
             JourneyInput(
                 journey_id=str(j.id),
@@ -102,6 +104,7 @@ class Harness:
                 str(j.practice_id), str(j.patient_id), j.revenue_line
             ),
         )
+        return handle
 
     async def signal(
         self, handle: WorkflowHandle, type: EventType, event_id: str | None = None, **kw: object
