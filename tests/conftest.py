@@ -11,7 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+import models.tables  # noqa: F401  (registers the tables)
 
 from runtime.db import make_engine
 from runtime.migrate import upgrade
@@ -49,8 +53,12 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    """The session's PostgreSQL database, emptied after each test (faster than a new one)."""
     engine = make_engine(postgres_url)
     yield engine
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
     engine.dispose()
 
 

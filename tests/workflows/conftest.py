@@ -3,10 +3,13 @@ activities on a real database, the outbox provider. Months pass in seconds."""
 
 from __future__ import annotations
 
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -37,6 +40,9 @@ from worker import build_worker
 from workflows.journey import JourneyWorkflow
 
 
+HISTORIES = Path(__file__).parent / "histories"
+
+
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """One server per test: it starts in about a second, and a journey left running by one
@@ -61,6 +67,7 @@ class Harness:
     env: WorkflowEnvironment
     engine: Engine
     task_queue: str
+    started: list[str] = field(default_factory=list)
 
     @property
     def client(self) -> Client:
@@ -104,7 +111,15 @@ class Harness:
                 str(j.practice_id), str(j.patient_id), j.revenue_line
             ),
         )
+        self.started.append(handle.id)
         return handle
+
+    async def save_histories(self, name: str) -> None:
+        """With RECORD_HISTORIES=1, keep each journey's history for the replay test."""
+        for n, workflow_id in enumerate(self.started):
+            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+            path = HISTORIES / f"{name}-{n}.json"
+            path.write_text(history.to_json())
 
     async def signal(
         self, handle: WorkflowHandle, type: EventType, event_id: str | None = None, **kw: object
@@ -150,8 +165,13 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(env: WorkflowEnvironment, sqlite_engine: Engine) -> AsyncIterator[Harness]:
+async def harness(
+    env: WorkflowEnvironment, sqlite_engine: Engine, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
     task_queue = f"tq-{uuid.uuid4()}"
     settings = Settings(environment="test", temporal_task_queue=task_queue)
     async with build_worker(env.client, settings, sqlite_engine, task_queue=task_queue):
-        yield Harness(env, sqlite_engine, task_queue)
+        harness = Harness(env, sqlite_engine, task_queue)
+        yield harness
+        if os.environ.get("RECORD_HISTORIES"):
+            await harness.save_histories(re.sub(r"\W+", "_", request.node.name))
