@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from jinja2 import TemplateError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from temporalio import activity
@@ -84,7 +85,12 @@ class Messaging:
                 if capped_until is not None:
                     return self._defer(session, row, capped_until, "daily message cap")
 
-            subject, body = render(inp.template, self._context(patient, practice, inp))
+            try:
+                subject, body = render(inp.template, self._context(patient, practice, inp))
+            except (KeyError, TemplateError) as err:
+                # A broken template will not mend itself on retry: record it, don't loop.
+                why = f"template error: {type(err).__name__}"
+                return self._settle(session, row, MessageStatus.FAILED, why)
             row.body = body
             row.status = MessageStatus.SENDING.value
             row.attempts += 1

@@ -188,3 +188,12 @@ def test_provider_errors_permanent_recorded_transient_retried_never_twice(engine
     retry = gate.send(send_input(seeded, "t"))
     assert retry.status is MessageStatus.FAILED and retry.reason == "outcome unknown"
     assert transient.sent == []
+
+
+def test_unknown_template_is_recorded_as_failed_not_retried(engine: Engine) -> None:
+    seeded = seed_journey(engine)
+    result = Messaging(engine, OutboxProvider(engine)).send(
+        send_input(seeded, "bad", template="no_such_template")
+    )
+    assert (result.status, result.reason) == (MessageStatus.FAILED, "template error: KeyError")
+    assert outbox(engine) == []

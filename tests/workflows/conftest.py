@@ -119,7 +119,8 @@ class Harness:
         for n, workflow_id in enumerate(self.started):
             history = await self.client.get_workflow_handle(workflow_id).fetch_history()
             path = HISTORIES / f"{name}-{n}.json"
-            path.write_text(history.to_json())
+            if not path.exists():  # recorded histories are evidence: never overwrite one
+                path.write_text(history.to_json())
 
     async def signal(
         self, handle: WorkflowHandle, type: EventType, event_id: str | None = None, **kw: object
