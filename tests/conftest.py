@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers the tables)
-
 from runtime.db import make_engine
 from runtime.migrate import upgrade
 
@@ -66,7 +65,8 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
 def engine(request: pytest.FixtureRequest) -> Engine:
     """Both backends: tests using this run once on SQLite and once on PostgreSQL."""
     name = "sqlite_engine" if request.param == "sqlite" else "postgres_engine"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    engine: Engine = request.getfixturevalue(name)
+    return engine
 
 
 def new_id() -> str:

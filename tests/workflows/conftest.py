@@ -39,7 +39,6 @@ from tests.seed import Seeded, seed_journey
 from worker import build_worker
 from workflows.journey import JourneyWorkflow
 
-
 HISTORIES = Path(__file__).parent / "histories"
 
 

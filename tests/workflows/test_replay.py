@@ -14,6 +14,7 @@ from runtime.temporal_client import data_converter
 from workflows.journey import JourneyWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+TEXTS = {p: p.read_text() for p in HISTORIES}
 
 
 def test_histories_are_recorded() -> None:
@@ -22,7 +23,7 @@ def test_histories_are_recorded() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
-    history = WorkflowHistory.from_json("journey", path.read_text())
+    history = WorkflowHistory.from_json("journey", TEXTS[path])
     replayer = Replayer(workflows=[JourneyWorkflow], data_converter=data_converter())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
