@@ -166,7 +166,7 @@ def wait_ready(stack: Stack) -> None:
         if httpx.get(f"{stack.api}/healthz", timeout=2).status_code != 200:
             return False
         r = httpx.get(f"{stack.api}/readyz", timeout=5)
-        return r.status_code == 200 and r.json().get("status") == "ready"
+        return r.status_code == 200 and r.json().get("status") in ("ok", "ready")
 
     poll("GET /readyz says ready", ready, STARTUP_S, stack.proc)
 
@@ -253,3 +253,21 @@ def test_devstack_runs_a_lead_end_to_end_and_stops_cleanly(
         print(again.output())
         raise
     interrupt(again)
+
+
+def test_devstack_stops_everything_when_a_child_dies(start_stack: Callable[[], Stack]) -> None:
+    stack = start_stack()
+    try:
+        wait_ready(stack)
+        children = children_of(stack.proc.pid)
+        worker = next(
+            pid for pid in children if b"worker.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+        os.killpg(worker, signal.SIGKILL)
+        code = stack.proc.wait(timeout=60)
+        assert code != 0
+        assert [pgid for pgid in children if group_alive(pgid)] == []
+        assert all(port_free(p) for p in stack.ports)
+    except BaseException:
+        print(stack.output())
+        raise
