@@ -1,0 +1,63 @@
+"""The FastAPI application factory. Nothing connects at import time:
+
+    uvicorn api.main:create_app --factory
+
+Start-up migrates the database, makes the engine, tries Temporal once (briefly; a background task
+keeps trying, so the API accepts inquiries while Temporal is down) and starts the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from api.errors import validation_error_handler
+from api.middleware import BodySizeLimit, ErrorShield
+from api.relay import Relay
+from api.routers import health, inquiries, journeys, patients, practices
+from api.temporal import TemporalConnection
+from runtime.db import make_engine
+from runtime.migrate import upgrade
+from runtime.settings import Settings, get_settings
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    await asyncio.to_thread(upgrade, settings.database_url)
+    engine = make_engine(settings.database_url)
+    temporal = TemporalConnection(settings)
+    await temporal.start()
+    relay = Relay(engine, temporal, settings)
+    app.state.engine = engine
+    app.state.temporal = temporal
+    app.state.relay = relay
+    relay_task = asyncio.create_task(relay.run_forever(), name="relay")
+    try:
+        yield
+    finally:
+        relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
+        await temporal.close()
+        engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Patient journeys",
+        version="1",
+        description="Leads to booked, treated and returning patients (DESIGN §7).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    # Added last = outermost: the size limit sees the raw request before anything else.
+    app.add_middleware(ErrorShield)
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
+    for module in (health, practices, inquiries, journeys, patients):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,284 @@
+"""Request and response models.
+
+Requests are strict: unknown fields are refused, strings may not carry NUL bytes or lone
+surrogates (neither database can store them, which would otherwise surface as a 500), datetimes
+must carry a zone. Validation messages never echo the value: it may be PHI."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    AnyUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    UrlConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from api.services import resolve_interest
+from models.enums import Channel, EventType, InquiryChannel, RevenueLine
+
+US_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
+    "NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
+NEEDS_APPOINTMENT = frozenset({EventType.CONSULT_BOOKED, EventType.APPOINTMENT_RESCHEDULED})
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _timezone(value: str) -> str:
+    if value not in _zones():
+        raise ValueError("not a known IANA time zone (e.g. America/New_York)")
+    return value
+
+
+def _state(value: str) -> str:
+    upper = value.upper()
+    if upper not in US_STATES:
+        raise ValueError("not a US state or DC two-letter code")
+    return upper
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime out of range") from None
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
+StateCode = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_state)]
+# pydantic checks max_length on the normalized (percent-encoded) URL: what the column stores.
+WebUrl = Annotated[AnyUrl, UrlConstraints(max_length=2000, allowed_schemes=["http", "https"])]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class RequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("must not contain NUL characters")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text") from None
+        return value
+
+
+class ResponseBody(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---- practices -------------------------------------------------------------------------------
+
+
+class PracticeCreate(RequestBody):
+    name: str = Field(min_length=1, max_length=200)
+    timezone: TimeZoneName
+    state: StateCode
+    booking_url: WebUrl
+    review_url: WebUrl | None = None
+    revenue_lines: list[RevenueLine] = Field(
+        default_factory=lambda: list(RevenueLine), min_length=1, max_length=len(RevenueLine)
+    )
+
+    @field_validator("revenue_lines")
+    @classmethod
+    def _dedupe(cls, value: list[RevenueLine]) -> list[RevenueLine]:
+        return list(dict.fromkeys(value))
+
+
+class PracticeOut(ResponseBody):
+    id: uuid.UUID
+    name: str
+    timezone: str
+    state: str
+    booking_url: str
+    review_url: str | None
+    revenue_lines: list[RevenueLine]
+    api_key_prefix: str
+    created_at: datetime
+
+
+class PracticeCreated(PracticeOut):
+    api_key: str = Field(description="Shown once: only its hash is stored.")
+
+
+# ---- inquiries -------------------------------------------------------------------------------
+
+
+class Consent(RequestBody):
+    sms: StrictBool = False
+    email: StrictBool = False
+
+
+class InquiryCreate(RequestBody):
+    channel: InquiryChannel
+    first_name: Name | None = None
+    last_name: Name | None = None
+    # `email` is declared before `phone` so the phone check can see whether an email was given.
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(
+        default=None, max_length=32, validate_default=True, description="Normalized to E.164 (US)"
+    )
+    interest: str = Field(
+        min_length=1, max_length=64, description="A revenue line or a known service name"
+    )
+    message: str | None = Field(default=None, max_length=2000)
+    source: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    referred_by: uuid.UUID | None = None
+    consent: Consent = Field(default_factory=Consent)
+    timezone: TimeZoneName | None = None
+    state: StateCode | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            result = validate_email(value, check_deliverability=False)
+        except EmailNotValidError:
+            raise ValueError("not a valid email address") from None
+        # Lower-cased so the same person matches whatever case they type.
+        return result.normalized.lower()
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            # Only complain when email is known to be absent (not when it failed on its own).
+            if "email" in info.data and info.data["email"] is None:
+                raise ValueError("phone or email is required")
+            return None
+        try:
+            number = phonenumbers.parse(value, "US")
+        except phonenumbers.NumberParseException:
+            raise ValueError("not a valid phone number") from None
+        if not phonenumbers.is_valid_number(number):
+            raise ValueError("not a valid phone number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    @field_validator("interest")
+    @classmethod
+    def _interest(cls, value: str) -> str:
+        if resolve_interest(value) is None:
+            lines = ", ".join(line.value for line in RevenueLine)
+            raise ValueError(f"unknown interest: use a revenue line ({lines}) or a known service")
+        return value
+
+
+class InquiryAccepted(ResponseBody):
+    inquiry_id: uuid.UUID
+    patient_id: uuid.UUID
+    journey_id: uuid.UUID
+    status: str
+
+
+# ---- journeys --------------------------------------------------------------------------------
+
+
+class EventCreate(RequestBody):
+    type: EventType
+    id: str = Field(min_length=1, max_length=200, description="Event id: repeats are dropped")
+    at: UtcDatetime | None = None
+    appointment_at: UtcDatetime | None = Field(default=None, validate_default=True)
+    service: str | None = Field(default=None, min_length=1, max_length=100)
+    amount: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    channel: Channel | None = None
+
+    @field_validator("appointment_at")
+    @classmethod
+    def _appointment_needed(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None and info.data.get("type") in NEEDS_APPOINTMENT:
+            raise ValueError("required for consult_booked and appointment_rescheduled")
+        return value
+
+
+class EventAccepted(ResponseBody):
+    journey_id: uuid.UUID
+    event_id: str
+    type: EventType
+    journey_ids: list[uuid.UUID] = Field(description="Every journey the event goes to")
+    duplicate: bool
+
+
+class StageHistoryItem(ResponseBody):
+    from_stage: str | None
+    to_stage: str
+    status: str
+    reason: str
+    at: datetime
+
+
+class JourneyOut(ResponseBody):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    revenue_line: str
+    stage: str
+    status: str
+    cycle: int
+    next_action: str | None
+    next_action_at: datetime | None
+    exit_reason: str | None
+    workflow_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class JourneyDetail(JourneyOut):
+    stage_history: list[StageHistoryItem]
+
+
+class JourneyPage(ResponseBody):
+    items: list[JourneyOut]
+    limit: int
+    offset: int
+
+
+# ---- patients --------------------------------------------------------------------------------
+
+
+class MessageOut(ResponseBody):
+    id: uuid.UUID
+    journey_id: uuid.UUID | None
+    direction: str
+    channel: str | None
+    kind: str
+    template: str
+    status: str
+    status_reason: str | None
+    body: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    provider: str | None
+    provider_id: str | None
+
+
+class MessagePage(ResponseBody):
+    patient_id: uuid.UUID
+    items: list[MessageOut]
+    limit: int
+    offset: int
