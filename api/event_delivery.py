@@ -29,9 +29,7 @@ from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# An event whose journey ended before delivery. Not (yet) in models.enums.EventStatus, which
-# only knows pending/delivered; the relay only ever selects "pending", so nothing reads it back.
-DROPPED = "dropped"
+DROPPED = EventStatus.DROPPED.value
 
 
 @dataclass(frozen=True)

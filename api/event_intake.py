@@ -58,10 +58,13 @@ def _accept_once(
         if existing.request_hash != digest:
             raise conflict("event id already used with a different body")
         return EventIntakeResult([journey.id], duplicate=True)
-    if journey.status in TERMINAL_STATUSES:
+    ended = journey.status in TERMINAL_STATUSES
+    # Opting back in is about the patient, not this journey: it must work (and reach the
+    # patient's live journeys) even when posted against a journey that has ended.
+    if ended and body.type is not EventType.OPTED_IN:
         raise conflict(f"journey has ended ({journey.status})")
 
-    targets = [journey]
+    targets = [] if ended else [journey]
     if body.type in PATIENT_WIDE:
         targets += _suppress(session, journey, body)
 
@@ -70,7 +73,7 @@ def _accept_once(
     payload["at"] = payload["at"] or utcnow().isoformat()
     delivered_to: list[uuid.UUID] = []
     for target in targets:
-        if target is not journey and _event_row(session, target.id, body.id) is not None:
+        if target.id != journey.id and _event_row(session, target.id, body.id) is not None:
             continue
         session.add(
             JourneyEventRow(

@@ -113,3 +113,4 @@ class InquiryStatus(StrEnum):
 class EventStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
+    DROPPED = "dropped"  # its journey ended before delivery

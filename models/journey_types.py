@@ -70,6 +70,7 @@ class JourneyMemory:
     suppressed_channels: list[Channel] = field(default_factory=list)
     seen_event_ids: list[str] = field(default_factory=list)
     pending_events: list[JourneyEvent] = field(default_factory=list)
+    pending_inquiries: list[InquirySignal] = field(default_factory=list)
     done_steps: list[str] = field(default_factory=list)  # scoped step keys already handled
     deferrals: dict[str, datetime] = field(default_factory=dict)  # scoped step key -> retry at
     sequence: str = "new_lead"  # which sequence of the track runs in the current stage

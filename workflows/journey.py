@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -83,7 +84,9 @@ class JourneyWorkflow:
         self._track: Track = track_for(inp.revenue_line)
         self._inbox: list[JourneyEvent] = list(self._m.pending_events)
         self._m.pending_events = []
-        self._inquiries: list[InquirySignal] = []
+        # An inquiry that arrived as a previous run ended starts this one (see `run`).
+        self._inquiries: list[InquirySignal] = list(self._m.pending_inquiries)
+        self._m.pending_inquiries = []
         self._next: _Planned | None = None
         self._history: list[str] = []
         self._continue_as_new = False
@@ -206,6 +209,11 @@ class JourneyWorkflow:
             elif planned.outcome is not None:
                 await self._run_outcome(planned.outcome)
         await self._publish_next(None)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._inquiries:
+            # A new inquiry arrived while this journey was ending (its signal-with-start found
+            # this run still open): it starts the journey afresh rather than being lost.
+            self._next_run(JourneyMemory(pending_inquiries=self._inquiries))
         return JourneyResult(self._m.status, self._m.stage, self._m.exit_reason, self._m.cycle)
 
     async def _begin(self) -> None:
@@ -235,15 +243,20 @@ class JourneyWorkflow:
         self._m.done_steps = [k for k in self._m.done_steps if k.startswith(prefix)]
         self._m.deferrals = {k: v for k, v in self._m.deferrals.items() if k.startswith(prefix)}
         self._m.pending_events = list(self._inbox)
+        self._m.pending_inquiries = list(self._inquiries)
+        self._next_run(self._m)
+
+    def _next_run(self, memory: JourneyMemory) -> NoReturn:
+        inp = self._in
         workflow.continue_as_new(
             JourneyInput(
-                journey_id=self._in.journey_id,
-                practice_id=self._in.practice_id,
-                patient_id=self._in.patient_id,
-                revenue_line=self._in.revenue_line,
-                channels=self._in.channels,
-                timezone=self._in.timezone,
-                memory=self._m,
+                journey_id=inp.journey_id,
+                practice_id=inp.practice_id,
+                patient_id=inp.patient_id,
+                revenue_line=inp.revenue_line,
+                channels=inp.channels,
+                timezone=inp.timezone,
+                memory=memory,
             )
         )
 

@@ -101,6 +101,12 @@ async def test_opt_out_is_patient_wide(api: Api, tenant: Tenant) -> None:
     r = await api.event(tenant, botox["journey_id"], type="arrived")
     assert r.status_code == 409
 
+    # Opting back in is about the patient: it works against an ended journey too.
+    r = await api.event(tenant, botox["journey_id"], type="opted_in", id="start-1")
+    assert r.status_code == 202, r.text
+    patient = api.get(Patient, botox["patient_id"])
+    assert not patient.sms_suppressed and not patient.email_suppressed
+
 
 async def test_opt_in_clears_one_channel(api: Api, tenant: Tenant) -> None:
     lead = await _speed_to_lead(api, tenant)

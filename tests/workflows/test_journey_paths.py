@@ -346,3 +346,19 @@ async def test_each_line_walks_the_map(harness: Harness, line: RevenueLine) -> N
     sent = [m.template for m in harness.sent(seeded)]
     assert "quote_follow_up_1" in sent
     assert len(sent) == len(set(m.idempotency_key for m in harness.messages(seeded)))
+
+
+async def test_an_inquiry_as_the_journey_ends_starts_it_afresh(harness: Harness) -> None:
+    """Signal-with-start may land on a run that is just ending: the lead must not be lost,
+    whether it lands before the run closes (continue-as-new) or after (a new run)."""
+    seeded = harness.seed()
+    await at_local(harness, "America/Los_Angeles", weekday=2, hour=10)
+    handle = await harness.start(seeded)
+    await harness.settle()
+    await harness.signal(handle, EventType.OPTED_OUT)
+    again = await harness.start(seeded)  # the API's signal-with-start for a new inquiry
+    await harness.settle()
+    state = await again.query(JourneyWorkflow.state)
+    assert (state.stage, state.status) == ("speed_to_lead", "active")
+    replies = [m for m in harness.sent(seeded) if m.template == "inquiry_reply"]
+    assert len(replies) == 2 and replies[0].idempotency_key != replies[1].idempotency_key
