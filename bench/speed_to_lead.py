@@ -32,9 +32,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 from temporalio import activity, workflow
 
@@ -399,6 +399,7 @@ class Bench:
     async def first_handed(self, journey_ids: list[str], within: float) -> dict[str, float]:
         """journey id -> wall clock when its first message reached the provider (the outbox)."""
         import sqlalchemy as sa
+        from sqlmodel import col
 
         from models.tables import Message, OutboxMessage
         from runtime.db import make_engine
@@ -406,10 +407,10 @@ class Bench:
         engine = make_engine(self.database_url)
         wanted = [uuid.UUID(j) for j in journey_ids]
         query = (
-            sa.select(Message.journey_id, OutboxMessage.handed_at)  # type: ignore[call-overload]
-            .join(OutboxMessage, OutboxMessage.idempotency_key == Message.idempotency_key)
-            .where(Message.journey_id.in_(wanted))  # type: ignore[union-attr]
-            .where(Message.direction == "outbound")
+            sa.select(col(Message.journey_id), col(OutboxMessage.handed_at))
+            .join(OutboxMessage, col(OutboxMessage.idempotency_key) == col(Message.idempotency_key))
+            .where(col(Message.journey_id).in_(wanted))
+            .where(col(Message.direction) == "outbound")
         )
         deadline = time.monotonic() + within
         first: dict[str, float] = {}
@@ -418,7 +419,7 @@ class Bench:
                 with engine.connect() as conn:
                     first = {}
                     for journey_id, handed_at in conn.execute(query):
-                        ts = handed_at.timestamp()
+                        ts = cast(datetime, handed_at).timestamp()
                         key = str(journey_id)
                         first[key] = min(first.get(key, ts), ts)
                 if len(first) >= len(wanted) or time.monotonic() > deadline:
