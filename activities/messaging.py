@@ -7,6 +7,9 @@
 5. the daily frequency cap across all the patient's journeys (marketing only);
 6. render (PHI-minimal), write the ledger row as `sending`, call the provider, record its id.
 
+Each outcome is one write: a deferred, suppressed or skipped message is stored as such; a sent
+one is stored as `sending` before the provider call and `sent` after it.
+
 The clock is the workflow's (`SendInput.at`), so the ledger is right under time-skipping."""
 
 from __future__ import annotations
@@ -51,6 +54,14 @@ class Messaging:
 
     @activity.defn
     def send(self, inp: SendInput) -> SendResult:
+        try:
+            return self._send(inp)
+        except sa.exc.IntegrityError:
+            # A concurrent attempt of the same step wrote the ledger row first; run again and
+            # let the row decide (settled, or in flight).
+            return self._send(inp)
+
+    def _send(self, inp: SendInput) -> SendResult:
         with Session(self._engine, expire_on_commit=False) as session:
             journey = session.get(Journey, uuid.UUID(inp.journey_id))
             if journey is None:
@@ -58,10 +69,14 @@ class Messaging:
             patient = session.get(Patient, journey.patient_id)
             practice = session.get(Practice, journey.practice_id)
             assert patient is not None and practice is not None
-            row = self._ledger_row(session, inp, journey)
-            if MessageStatus(row.status) in SETTLED:
+            row = session.exec(
+                select(Message).where(Message.idempotency_key == inp.idempotency_key)
+            ).first()
+            if row is None:
+                row = self._new_row(inp, journey)
+            elif MessageStatus(row.status) in SETTLED:
                 return self._result(row)
-            if row.status == MessageStatus.SENDING and not self._provider.idempotent:
+            elif row.status == MessageStatus.SENDING and not self._provider.idempotent:
                 # The provider may have taken it before a crash; a non-idempotent provider
                 # must not be called again (never send twice). Staff can resend by hand.
                 return self._settle(session, row, MessageStatus.FAILED, "outcome unknown")
@@ -117,12 +132,10 @@ class Messaging:
 
     # ---- the steps --------------------------------------------------------------------------
 
-    def _ledger_row(self, session: Session, inp: SendInput, journey: Journey) -> Message:
-        key_match = Message.idempotency_key == inp.idempotency_key
-        row = session.exec(select(Message).where(key_match)).first()
-        if row is not None:
-            return row
-        row = Message(
+    @staticmethod
+    def _new_row(inp: SendInput, journey: Journey) -> Message:
+        """Not yet stored: the first write settles it, defers it or marks it `sending`."""
+        return Message(
             idempotency_key=inp.idempotency_key,
             practice_id=journey.practice_id,
             patient_id=journey.patient_id,
@@ -134,13 +147,6 @@ class Messaging:
             status=MessageStatus.QUEUED.value,
             created_at=inp.at,
         )
-        session.add(row)
-        try:
-            session.commit()
-        except sa.exc.IntegrityError:  # a concurrent attempt of the same activity
-            session.rollback()
-            return session.exec(select(Message).where(key_match)).one()
-        return row
 
     def _channel(
         self, patient: Patient, kind: MessageKind

@@ -88,7 +88,7 @@ class MessageKind(StrEnum):
 
 
 class MessageStatus(StrEnum):
-    QUEUED = "queued"  # ledger row written, gate not yet passed
+    QUEUED = "queued"  # a new ledger row before the gate decides (never stored as such)
     SENDING = "sending"  # ledger row written, provider call in flight
     SENT = "sent"  # handed to the provider
     DELIVERED = "delivered"

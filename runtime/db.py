@@ -33,6 +33,9 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             # WAL lets the API read while the worker writes; FKs are off by default in SQLite.
             cur.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL is still crash-safe for the database (a power cut may lose the
+            # last commits, not corrupt); FULL would fsync every commit of the send ledger.
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

@@ -6,9 +6,10 @@ No PHI passes through here: the send activity looks the patient up by id and ren
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -82,10 +83,13 @@ class JourneyWorkflow:
         self._in = inp
         self._m: JourneyMemory = inp.memory or JourneyMemory()
         self._track: Track = track_for(inp.revenue_line)
-        self._inbox: list[JourneyEvent] = list(self._m.pending_events)
+        # Events and inquiries in arrival order: an inquiry after an opt-out must be seen after
+        # it. An inquiry that arrived as a previous run ended starts this one (see `run`).
+        self._inbox: list[JourneyEvent | InquirySignal] = [
+            *self._m.pending_events,
+            *self._m.pending_inquiries,
+        ]
         self._m.pending_events = []
-        # An inquiry that arrived as a previous run ended starts this one (see `run`).
-        self._inquiries: list[InquirySignal] = list(self._m.pending_inquiries)
         self._m.pending_inquiries = []
         self._next: _Planned | None = None
         self._history: list[str] = []
@@ -96,7 +100,7 @@ class JourneyWorkflow:
     @workflow.signal(name=SIGNAL_INQUIRY)
     def inquiry(self, sig: InquirySignal) -> None:
         if self._remember(sig.id):
-            self._inquiries.append(sig)
+            self._inbox.append(sig)
 
     # One named signal per event type so the Temporal UI shows what happened.
     @workflow.signal(name=EventType.CONSULT_BOOKED.value)
@@ -180,15 +184,16 @@ class JourneyWorkflow:
         if not self._m.chain_id:
             await self._begin()
         while self._m.status not in TERMINAL_STATUSES:
-            if self._inquiries:
-                await self._repeat_inquiry(self._inquiries.pop(0))
-                continue
             if self._inbox:
-                await self._handle(self._inbox.pop(0))
+                item = self._inbox.pop(0)
+                if isinstance(item, InquirySignal):
+                    await self._repeat_inquiry(item)
+                else:
+                    await self._handle(item)
                 continue
             if self._continue_as_new or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if not (self._inbox or self._inquiries):
+                if not self._inbox:
                     self._continue_as_new_now()
                 continue
             planned = self._plan()
@@ -197,7 +202,7 @@ class JourneyWorkflow:
             if planned.at > now:
                 try:
                     await workflow.wait_condition(
-                        lambda: bool(self._inbox or self._inquiries),
+                        lambda: bool(self._inbox),
                         timeout=planned.at - now,
                         timeout_summary=f"until {self._local(planned.at)} for {planned.label}",
                     )
@@ -210,10 +215,11 @@ class JourneyWorkflow:
                 await self._run_outcome(planned.outcome)
         await self._publish_next(None)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._inquiries:
+        inquiries = [i for i in self._inbox if isinstance(i, InquirySignal)]
+        if inquiries:
             # A new inquiry arrived while this journey was ending (its signal-with-start found
             # this run still open): it starts the journey afresh rather than being lost.
-            self._next_run(JourneyMemory(pending_inquiries=self._inquiries))
+            self._next_run(JourneyMemory(pending_inquiries=inquiries))
         return JourneyResult(self._m.status, self._m.stage, self._m.exit_reason, self._m.cycle)
 
     async def _begin(self) -> None:
@@ -221,7 +227,9 @@ class JourneyWorkflow:
         because speed to lead is the product."""
         self._m.chain_id = str(workflow.uuid4())[:8]
         now = workflow.now()
-        first = self._inquiries.pop(0) if self._inquiries else None
+        first = next((i for i in self._inbox if isinstance(i, InquirySignal)), None)
+        if first is not None:
+            self._inbox.remove(first)
         self._m.stage = Stage.SPEED_TO_LEAD
         self._m.sequence = "new_lead"
         self._m.anchor = now
@@ -242,8 +250,8 @@ class JourneyWorkflow:
         prefix = f"{self._m.visit}:"
         self._m.done_steps = [k for k in self._m.done_steps if k.startswith(prefix)]
         self._m.deferrals = {k: v for k, v in self._m.deferrals.items() if k.startswith(prefix)}
-        self._m.pending_events = list(self._inbox)
-        self._m.pending_inquiries = list(self._inquiries)
+        self._m.pending_events = [e for e in self._inbox if isinstance(e, JourneyEvent)]
+        self._m.pending_inquiries = [i for i in self._inbox if isinstance(i, InquirySignal)]
         self._next_run(self._m)
 
     def _next_run(self, memory: JourneyMemory) -> NoReturn:
@@ -340,7 +348,15 @@ class JourneyWorkflow:
             return
         assert step.template is not None
         expires = self._m.appointment_at if self._m.sequence == "consult_reminders" else None
-        result = await workflow.execute_activity_method(
+        # The reply to a fresh inquiry runs as a local activity: no round trip through the
+        # server before the patient hears back (speed to lead). The ledger's idempotency key
+        # makes the local activity's at-least-once execution safe.
+        execute = (
+            workflow.execute_local_activity_method
+            if step.immediate_reply
+            else workflow.execute_activity_method
+        )
+        result = await execute(
             Messaging.send,
             SendInput(
                 idempotency_key=self._idempotency_key(key),
@@ -510,7 +526,7 @@ class JourneyWorkflow:
         self._note(f"{before.value if before else '-'} -> {stage.value}: {reason}", when)
         if not branch:
             workflow.upsert_search_attributes([SA_JOURNEY_STAGE.value_set(stage.value)])
-        await workflow.execute_activity_method(
+        await self._bookkeeping(
             JourneyRecords.record_transition,
             TransitionInput(
                 journey_id=self._in.journey_id,
@@ -524,13 +540,11 @@ class JourneyWorkflow:
                 cycle=self._m.cycle,
                 branch=branch,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
-            summary=f"record {stage.value}: {reason}",
+            f"record {stage.value}: {reason}",
         )
 
     async def _sync(self) -> None:
-        await workflow.execute_activity_method(
+        await self._bookkeeping(
             JourneyRecords.sync_journey,
             JourneySyncInput(
                 journey_id=self._in.journey_id,
@@ -539,13 +553,11 @@ class JourneyWorkflow:
                 next_action_at=self._next.at if self._next else None,
                 at=workflow.now(),
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
-            summary="sync journey row",
+            "sync journey row",
         )
 
     async def _staff_task(self, kind: str, *, key_suffix: str) -> None:
-        await workflow.execute_activity_method(
+        await self._bookkeeping(
             JourneyRecords.raise_staff_task,
             StaffTaskInput(
                 key=self._idempotency_key(key_suffix),
@@ -553,9 +565,18 @@ class JourneyWorkflow:
                 kind=kind,
                 at=workflow.now(),
             ),
+            f"staff task: {kind}",
+        )
+
+    async def _bookkeeping(self, fn: Callable[[Any, Any], Any], arg: Any, summary: str) -> None:
+        """Database bookkeeping runs as local activities: short idempotent writes that need no
+        server round trip of their own (they are recorded as markers in the history)."""
+        await workflow.execute_local_activity_method(
+            fn,
+            arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
-            summary=f"staff task: {kind}",
+            summary=summary,
         )
 
     # ---- helpers -----------------------------------------------------------------------------
