@@ -45,9 +45,7 @@ def build_worker(
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[JourneyWorkflow],
         activities=[
-            records.record_transition,
-            records.sync_journey,
-            records.raise_staff_task,
+            records.write,
             messaging.send,
         ],
         # Activities are synchronous database code; they run on this pool.

@@ -1,5 +1,6 @@
-"""Database writes for the journey: transitions (the funnel's source), the journey row's live
-columns, staff tasks. Each is idempotent: a retried activity changes nothing twice."""
+"""Database writes for the journey: transitions (the funnel's source), staff tasks and the
+journey row's live columns. One activity writes a batch in one transaction; every part is
+idempotent (keyed rows are inserted once), so a retried or replayed batch changes nothing twice."""
 
 from __future__ import annotations
 
@@ -11,22 +12,15 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from models.enums import TERMINAL_STATUSES
 from models.journey_types import (
     JourneySyncInput,
-    JourneySyncResult,
+    JourneyWrites,
+    JourneyWritesResult,
     StaffTaskInput,
-    StaffTaskResult,
     TransitionInput,
-    TransitionResult,
 )
 from models.tables import Journey, StaffTask, StageEvent
-
-
-def _journey(session: Session, journey_id: str) -> Journey:
-    journey = session.get(Journey, uuid.UUID(journey_id))
-    if journey is None:
-        raise ApplicationError("journey row not found", type="JourneyNotFound", non_retryable=True)
-    return journey
 
 
 class JourneyRecords:
@@ -34,70 +28,76 @@ class JourneyRecords:
         self._engine = engine
 
     @activity.defn
-    def record_transition(self, inp: TransitionInput) -> TransitionResult:
-        key = f"{inp.workflow_id}:{inp.seq}"
-        with Session(self._engine) as session:
-            if session.exec(select(StageEvent.id).where(StageEvent.key == key)).first():
-                return TransitionResult(recorded=False)
-            journey = _journey(session, inp.journey_id)
-            session.add(
-                StageEvent(
-                    key=key,
-                    journey_id=journey.id,
-                    practice_id=journey.practice_id,
-                    from_stage=inp.from_stage.value if inp.from_stage else None,
-                    to_stage=inp.to_stage.value,
-                    status=inp.status.value,
-                    reason=inp.reason,
-                    cycle=inp.cycle,
-                    at=inp.at,
-                )
-            )
-            if not inp.branch:
-                journey.stage = inp.to_stage.value
-            journey.status = inp.status.value
-            journey.cycle = inp.cycle
-            journey.updated_at = inp.at
-            if inp.status.value in ("opted_out", "closed_won", "closed_lost", "erased"):
-                journey.exit_reason = inp.reason
-                journey.next_action = None
-                journey.next_action_at = None
-            try:
-                session.commit()
-            except sa.exc.IntegrityError:  # a concurrent retry recorded it first
-                session.rollback()
-                return TransitionResult(recorded=False)
-        return TransitionResult(recorded=True)
+    def write(self, writes: JourneyWrites) -> JourneyWritesResult:
+        try:
+            return self._write(writes)
+        except sa.exc.IntegrityError:
+            # A concurrent attempt of the same batch inserted a keyed row first: run again,
+            # and the rows already there are skipped.
+            return self._write(writes)
 
-    @activity.defn
-    def sync_journey(self, inp: JourneySyncInput) -> JourneySyncResult:
+    def _write(self, writes: JourneyWrites) -> JourneyWritesResult:
         with Session(self._engine) as session:
-            journey = _journey(session, inp.journey_id)
-            journey.status = inp.status.value
-            journey.next_action = inp.next_action
-            journey.next_action_at = inp.next_action_at
-            journey.updated_at = inp.at
+            journey = session.get(Journey, uuid.UUID(writes.journey_id))
+            if journey is None:
+                raise ApplicationError(
+                    "journey row not found", type="JourneyNotFound", non_retryable=True
+                )
+            recorded = sum(self._transition(session, journey, t) for t in writes.transitions)
+            created = sum(self._staff_task(session, journey, t) for t in writes.staff_tasks)
+            if writes.sync is not None:
+                self._sync(journey, writes.sync)
+            session.add(journey)
             session.commit()
-        return JourneySyncResult(updated=True)
+        return JourneyWritesResult(recorded, created)
 
-    @activity.defn
-    def raise_staff_task(self, inp: StaffTaskInput) -> StaffTaskResult:
-        with Session(self._engine) as session:
-            if session.exec(select(StaffTask.id).where(StaffTask.key == inp.key)).first():
-                return StaffTaskResult(created=False)
-            journey = _journey(session, inp.journey_id)
-            session.add(
-                StaffTask(
-                    key=inp.key,
-                    practice_id=journey.practice_id,
-                    journey_id=journey.id,
-                    kind=inp.kind,
-                    created_at=inp.at,
-                )
+    @staticmethod
+    def _transition(session: Session, journey: Journey, t: TransitionInput) -> bool:
+        key = f"{t.workflow_id}:{t.seq}"
+        if session.exec(select(StageEvent.id).where(StageEvent.key == key)).first():
+            return False
+        session.add(
+            StageEvent(
+                key=key,
+                journey_id=journey.id,
+                practice_id=journey.practice_id,
+                from_stage=t.from_stage.value if t.from_stage else None,
+                to_stage=t.to_stage.value,
+                status=t.status.value,
+                reason=t.reason,
+                cycle=t.cycle,
+                at=t.at,
             )
-            try:
-                session.commit()
-            except sa.exc.IntegrityError:
-                session.rollback()
-                return StaffTaskResult(created=False)
-        return StaffTaskResult(created=True)
+        )
+        if not t.branch:
+            journey.stage = t.to_stage.value
+        journey.status = t.status.value
+        journey.cycle = t.cycle
+        journey.updated_at = t.at
+        if t.status in TERMINAL_STATUSES:
+            journey.exit_reason = t.reason
+            journey.next_action = None
+            journey.next_action_at = None
+        return True
+
+    @staticmethod
+    def _staff_task(session: Session, journey: Journey, t: StaffTaskInput) -> bool:
+        if session.exec(select(StaffTask.id).where(StaffTask.key == t.key)).first():
+            return False
+        session.add(
+            StaffTask(
+                key=t.key,
+                practice_id=journey.practice_id,
+                journey_id=journey.id,
+                kind=t.kind,
+                created_at=t.at,
+            )
+        )
+        return True
+
+    @staticmethod
+    def _sync(journey: Journey, s: JourneySyncInput) -> None:
+        journey.status = s.status.value
+        journey.next_action = s.next_action
+        journey.next_action_at = s.next_action_at
+        journey.updated_at = s.at

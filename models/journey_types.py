@@ -133,11 +133,6 @@ class TransitionInput:
 
 
 @dataclass
-class TransitionResult:
-    recorded: bool
-
-
-@dataclass
 class JourneySyncInput:
     """The journey row's live columns: status and the next action (shown by the API)."""
 
@@ -149,11 +144,6 @@ class JourneySyncInput:
 
 
 @dataclass
-class JourneySyncResult:
-    updated: bool
-
-
-@dataclass
 class StaffTaskInput:
     key: str  # idempotency key
     journey_id: str
@@ -162,8 +152,19 @@ class StaffTaskInput:
 
 
 @dataclass
-class StaffTaskResult:
-    created: bool
+class JourneyWrites:
+    """What the workflow records between two waits, written in one transaction."""
+
+    journey_id: str
+    transitions: list[TransitionInput] = field(default_factory=list)
+    staff_tasks: list[StaffTaskInput] = field(default_factory=list)
+    sync: JourneySyncInput | None = None
+
+
+@dataclass
+class JourneyWritesResult:
+    transitions_recorded: int
+    staff_tasks_created: int
 
 
 @dataclass

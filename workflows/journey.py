@@ -6,10 +6,9 @@ No PHI passes through here: the send activity looks the patient up by id and ren
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -38,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         JourneyResult,
         JourneyState,
         JourneySyncInput,
+        JourneyWrites,
         SendInput,
         StaffTaskInput,
         TransitionInput,
@@ -92,6 +92,7 @@ class JourneyWorkflow:
         self._m.pending_events = []
         self._m.pending_inquiries = []
         self._next: _Planned | None = None
+        self._writes = JourneyWrites(journey_id=inp.journey_id)
         self._history: list[str] = []
         self._continue_as_new = False
 
@@ -187,17 +188,21 @@ class JourneyWorkflow:
             if self._inbox:
                 item = self._inbox.pop(0)
                 if isinstance(item, InquirySignal):
-                    await self._repeat_inquiry(item)
+                    self._repeat_inquiry(item)
                 else:
-                    await self._handle(item)
+                    self._handle(item)
                 continue
             if self._continue_as_new or workflow.info().is_continue_as_new_suggested():
+                await self._flush()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._inbox:
                     self._continue_as_new_now()
                 continue
             planned = self._plan()
-            await self._publish_next(planned)
+            self._publish_next(planned)
+            await self._flush()
+            if self._inbox:
+                continue  # arrived during the flush: handle it first, then plan again
             now = workflow.now()
             if planned.at > now:
                 try:
@@ -212,8 +217,9 @@ class JourneyWorkflow:
             if planned.step is not None and planned.key is not None:
                 await self._run_step(planned.step, planned.key, planned.at)
             elif planned.outcome is not None:
-                await self._run_outcome(planned.outcome)
-        await self._publish_next(None)
+                self._run_outcome(planned.outcome)
+        self._publish_next(None)
+        await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         inquiries = [i for i in self._inbox if isinstance(i, InquirySignal)]
         if inquiries:
@@ -241,9 +247,9 @@ class JourneyWorkflow:
         else:
             self._m.done_steps.append(self._scoped(IMMEDIATE_REPLY))
         reason = f"inquiry via {first.channel}" if first else "enrolled"
-        await self._record(None, Stage.INQUIRY, reason, at=first.at if first else now)
-        await self._record(Stage.INQUIRY, Stage.SPEED_TO_LEAD, "journey started")
-        await self._staff_task("new_lead", key_suffix="new_lead")
+        self._record(None, Stage.INQUIRY, reason, at=first.at if first else now)
+        self._record(Stage.INQUIRY, Stage.SPEED_TO_LEAD, "journey started")
+        self._staff_task("new_lead", key_suffix="new_lead")
 
     def _continue_as_new_now(self) -> None:
         self._continue_as_new = False
@@ -309,7 +315,7 @@ class JourneyWorkflow:
                 best = _Planned(at, step.template or step.task or step.key, step=step, key=key)
         return best
 
-    async def _publish_next(self, planned: _Planned | None) -> None:
+    def _publish_next(self, planned: _Planned | None) -> None:
         before = self._next
         self._next = planned
         if planned is not None:
@@ -327,7 +333,7 @@ class JourneyWorkflow:
                 else SA_NEXT_ACTION_AT.value_unset()
             ]
         )
-        await self._sync()
+        self._sync()
 
     # ---- steps and outcomes -----------------------------------------------------------------
 
@@ -343,7 +349,7 @@ class JourneyWorkflow:
             self._done(key, f"skipped {step.key}: journey paused")
             return
         if step.task:
-            await self._staff_task(step.task, key_suffix=key)
+            self._staff_task(step.task, key_suffix=key)
             self._done(key, f"staff task {step.task}")
             return
         assert step.template is not None
@@ -381,17 +387,17 @@ class JourneyWorkflow:
         self._m.deferrals.pop(key, None)
         self._done(key, f"{step.template}: {result.status.value}")
         if step.branch is not None and result.status is MessageStatus.SENT:
-            await self._record(self._m.stage, step.branch, f"{step.key} sent", branch=True)
+            self._record(self._m.stage, step.branch, f"{step.key} sent", branch=True)
 
-    async def _run_outcome(self, outcome: Outcome) -> None:
+    def _run_outcome(self, outcome: Outcome) -> None:
         if outcome.exit_status:
-            await self._exit(JourneyStatus(outcome.exit_status), outcome.reason)
+            self._exit(JourneyStatus(outcome.exit_status), outcome.reason)
             return
         assert outcome.stage is not None
         anchor = workflow.now()
         if outcome.stage is Stage.CONSULT_SHOW and self._m.appointment_at is not None:
             anchor = self._m.appointment_at
-        await self._enter(outcome.stage, SEQUENCE_FOR_STAGE[outcome.stage], anchor, outcome.reason)
+        self._enter(outcome.stage, SEQUENCE_FOR_STAGE[outcome.stage], anchor, outcome.reason)
 
     def _done(self, key: str, note: str) -> None:
         self._m.done_steps.append(key)
@@ -399,13 +405,13 @@ class JourneyWorkflow:
 
     # ---- events ------------------------------------------------------------------------------
 
-    async def _repeat_inquiry(self, sig: InquirySignal) -> None:
+    def _repeat_inquiry(self, sig: InquirySignal) -> None:
         # The patient asked again while the journey runs: staff were alerted at the first
         # inquiry; a second automated reply would be noise, so a person follows up.
-        await self._staff_task("repeat_inquiry", key_suffix=f"inquiry:{sig.id}")
+        self._staff_task("repeat_inquiry", key_suffix=f"inquiry:{sig.id}")
         self._note(f"repeat inquiry via {sig.channel}")
 
-    async def _handle(self, ev: JourneyEvent) -> None:
+    def _handle(self, ev: JourneyEvent) -> None:
         at = ev.at or workflow.now()
         stage = self._m.stage
         t = ev.type
@@ -421,18 +427,18 @@ class JourneyWorkflow:
                 self._m.anchor = ev.appointment_at
                 self._m.visit += 1
                 self._note(f"appointment moved to {self._local(ev.appointment_at)}")
-                await self._sync()
+                self._sync()
             else:
                 reason = (
                     "consult booked" if t is EventType.CONSULT_BOOKED else "appointment rescheduled"
                 )
-                await self._enter(
+                self._enter(
                     Stage.CONSULT_BOOKED, "consult_reminders", ev.appointment_at, reason
                 )
         elif t is EventType.APPOINTMENT_CANCELLED:
             if stage in (Stage.CONSULT_BOOKED, Stage.CONSULT_SHOW):
                 self._m.appointment_at = None
-                await self._enter(
+                self._enter(
                     Stage.SPEED_TO_LEAD, "cancel_recovery", at, "appointment cancelled"
                 )
             else:
@@ -440,29 +446,29 @@ class JourneyWorkflow:
         elif t is EventType.ARRIVED:
             if stage in PRE_TREATMENT:
                 if stage is not Stage.CONSULT_SHOW:
-                    await self._enter(Stage.CONSULT_SHOW, "awaiting_outcome", at, "patient arrived")
-                await self._enter(Stage.TREATMENT, "quote_follow_up", at, "consult attended")
+                    self._enter(Stage.CONSULT_SHOW, "awaiting_outcome", at, "patient arrived")
+                self._enter(Stage.TREATMENT, "quote_follow_up", at, "consult attended")
             else:
                 self._note("arrival noted")
         elif t is EventType.NO_SHOW:
             if stage in (Stage.CONSULT_BOOKED, Stage.CONSULT_SHOW):
-                await self._enter(Stage.CONSULT_SHOW, "no_show_recovery", at, "no-show")
+                self._enter(Stage.CONSULT_SHOW, "no_show_recovery", at, "no-show")
             else:
                 self._note("no-show ignored: no appointment")
         elif t is EventType.TREATMENT_COMPLETED:
-            await self._treated(ev, at)
+            self._treated(ev, at)
         elif t is EventType.PATIENT_REPLIED:
             self._m.reply_paused = True
-            await self._staff_task("patient_replied", key_suffix=f"reply:{ev.id}")
+            self._staff_task("patient_replied", key_suffix=f"reply:{ev.id}")
             self._note("patient replied: automated nurture paused")
-            await self._sync()
+            self._sync()
         elif t is EventType.OPTED_OUT:
             channels = [ev.channel] if ev.channel else list(Channel)
             for ch in channels:
                 if ch not in self._m.suppressed_channels:
                     self._m.suppressed_channels.append(ch)
             if all(ch in self._m.suppressed_channels for ch in self._in.channels):
-                await self._exit(JourneyStatus.OPTED_OUT, "patient opted out")
+                self._exit(JourneyStatus.OPTED_OUT, "patient opted out")
             else:
                 self._note(f"opted out of {', '.join(c.value for c in channels)}")
         elif t is EventType.OPTED_IN:
@@ -474,16 +480,16 @@ class JourneyWorkflow:
         elif t is EventType.STAFF_PAUSED:
             self._m.staff_paused = True
             self._note("paused by staff")
-            await self._sync()
+            self._sync()
         elif t is EventType.STAFF_RESUMED:
             self._m.staff_paused = False
             self._m.reply_paused = False
             self._note("resumed by staff")
-            await self._sync()
+            self._sync()
         elif t is EventType.ERASE:
-            await self._exit(JourneyStatus.ERASED, "erasure requested")
+            self._exit(JourneyStatus.ERASED, "erasure requested")
 
-    async def _treated(self, ev: JourneyEvent, at: datetime) -> None:
+    def _treated(self, ev: JourneyEvent, at: datetime) -> None:
         total = self._track.series_sessions
         # A treatment after a finished series starts a new series (maintenance, next package).
         self._m.treatments = 1 if total and self._m.treatments >= total else self._m.treatments + 1
@@ -492,27 +498,27 @@ class JourneyWorkflow:
         self._m.appointment_at = None
         self._m.cycle += 1
         self._m.reply_paused = False
-        await self._enter(Stage.REBOOK, "post_treatment", at, "treatment completed")
+        self._enter(Stage.REBOOK, "post_treatment", at, "treatment completed")
         # Each treatment starts a cycle, and each cycle is a fresh run: short histories forever.
         self._continue_as_new = True
 
     # ---- recording ---------------------------------------------------------------------------
 
-    async def _enter(self, stage: Stage, sequence: str, anchor: datetime, reason: str) -> None:
+    def _enter(self, stage: Stage, sequence: str, anchor: datetime, reason: str) -> None:
         before = self._m.stage
         self._m.stage = stage
         self._m.sequence = sequence
         self._m.anchor = anchor
         self._m.visit += 1
         self._m.stage_entered_at = workflow.now()
-        await self._record(before, stage, reason)
+        self._record(before, stage, reason)
 
-    async def _exit(self, status: JourneyStatus, reason: str) -> None:
+    def _exit(self, status: JourneyStatus, reason: str) -> None:
         self._m.status = status
         self._m.exit_reason = reason
-        await self._record(self._m.stage, self._m.stage, reason)
+        self._record(self._m.stage, self._m.stage, reason)
 
-    async def _record(
+    def _record(
         self,
         before: Stage | None,
         stage: Stage,
@@ -526,8 +532,7 @@ class JourneyWorkflow:
         self._note(f"{before.value if before else '-'} -> {stage.value}: {reason}", when)
         if not branch:
             workflow.upsert_search_attributes([SA_JOURNEY_STAGE.value_set(stage.value)])
-        await self._bookkeeping(
-            JourneyRecords.record_transition,
+        self._writes.transitions.append(
             TransitionInput(
                 journey_id=self._in.journey_id,
                 workflow_id=f"{workflow.info().workflow_id}/{self._m.chain_id}",
@@ -539,44 +544,46 @@ class JourneyWorkflow:
                 at=when,
                 cycle=self._m.cycle,
                 branch=branch,
-            ),
-            f"record {stage.value}: {reason}",
+            )
         )
 
-    async def _sync(self) -> None:
-        await self._bookkeeping(
-            JourneyRecords.sync_journey,
-            JourneySyncInput(
-                journey_id=self._in.journey_id,
-                status=self._status(),
-                next_action=self._next.label if self._next else None,
-                next_action_at=self._next.at if self._next else None,
-                at=workflow.now(),
-            ),
-            "sync journey row",
+    def _sync(self) -> None:
+        self._writes.sync = JourneySyncInput(
+            journey_id=self._in.journey_id,
+            status=self._status(),
+            next_action=self._next.label if self._next else None,
+            next_action_at=self._next.at if self._next else None,
+            at=workflow.now(),
         )
 
-    async def _staff_task(self, kind: str, *, key_suffix: str) -> None:
-        await self._bookkeeping(
-            JourneyRecords.raise_staff_task,
+    def _staff_task(self, kind: str, *, key_suffix: str) -> None:
+        self._writes.staff_tasks.append(
             StaffTaskInput(
                 key=self._idempotency_key(key_suffix),
                 journey_id=self._in.journey_id,
                 kind=kind,
                 at=workflow.now(),
-            ),
-            f"staff task: {kind}",
+            )
         )
 
-    async def _bookkeeping(self, fn: Callable[[Any, Any], Any], arg: Any, summary: str) -> None:
-        """Database bookkeeping runs as local activities: short idempotent writes that need no
-        server round trip of their own (they are recorded as markers in the history)."""
+    async def _flush(self) -> None:
+        """Write what happened since the last flush — transitions, staff tasks, the journey
+        row — in one local activity (one transaction, no server round trip of its own). Runs
+        before every wait, so the database is current whenever the journey sleeps."""
+        writes = self._writes
+        if not (writes.transitions or writes.staff_tasks or writes.sync):
+            return
+        self._writes = JourneyWrites(journey_id=self._in.journey_id)
+        parts = [f"stage {t.to_stage.value}: {t.reason}" for t in writes.transitions]
+        parts += [f"staff task {t.kind}" for t in writes.staff_tasks]
+        if writes.sync is not None:
+            parts.append("next action")
         await workflow.execute_local_activity_method(
-            fn,
-            arg,
+            JourneyRecords.write,
+            writes,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
-            summary=summary,
+            summary="record " + "; ".join(parts),
         )
 
     # ---- helpers -----------------------------------------------------------------------------
