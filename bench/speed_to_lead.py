@@ -241,7 +241,7 @@ class Bench:
         from temporalio.client import Client
 
         from runtime.migrate import upgrade
-        from runtime.temporal_client import SEARCH_ATTRIBUTES
+        from runtime.processes import api_command, search_attribute_args, worker_command
 
         self.temporal_port, self.api_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.temporal_port}"
@@ -258,8 +258,7 @@ class Bench:
             "--log-level",
             "error",
         ]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            cmd += ["--search-attribute", f"{name}={kind}"]
+        cmd += search_attribute_args()
         self.procs.append(spawn("temporal", cmd, dict(os.environ), self.workdir))
 
         async def temporal_up() -> bool:
@@ -297,21 +296,10 @@ class Bench:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        self.procs.append(spawn("worker", [sys.executable, "worker.py"], env, self.workdir))
-        api_cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.api_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        self.procs.append(spawn("worker", worker_command(), env, self.workdir))
+        api_cmd = api_command(
+            "127.0.0.1", self.api_port, "--log-level", "warning", "--no-access-log"
+        )
         self.procs.append(spawn("api", api_cmd, env, self.workdir))
         baseline_env = dict(env, PYTHONPATH=str(BENCH_DIR))
         baseline_cmd = [
@@ -547,9 +535,7 @@ def main(
         ("(inquiry POST -> 202 answered)", answered),
     )
     for name, s in rows:
-        table.add_row(
-            name, str(s.n), *(f"{v:.1f}" for v in (s.p50, s.p95, s.p99, s.max, s.mean))
-        )
+        table.add_row(name, str(s.n), *(f"{v:.1f}" for v in (s.p50, s.p95, s.p99, s.max, s.mean)))
     console.print(table)
     cpu = Table(title="CPU per arrival (ms), by process")
     cpu.add_column("process")

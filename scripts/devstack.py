@@ -255,7 +255,7 @@ class Stack:
         return found
 
     def start_temporal(self, namespace: str) -> None:
-        from runtime.temporal_client import SEARCH_ATTRIBUTES
+        from runtime.processes import search_attribute_args
 
         if port_open(self.host, self.temporal_port):
             # Something listens already: a dev server from an earlier run or the developer's own.
@@ -296,8 +296,7 @@ class Stack:
             # The machine may be offline; the UI's news feed would only fail.
             "--ui-disable-news-fetch",
         ]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            cmd += ["--search-attribute", f"{name}={kind}"]
+        cmd += search_attribute_args()
         self.children.append(start_child("temporal", cmd, dict(os.environ)))
         t0 = time.monotonic()
         self.wait_for(
@@ -338,22 +337,13 @@ class Stack:
         self.start_temporal(settings.temporal_namespace)
 
         from runtime.migrate import upgrade
+        from runtime.processes import api_command, worker_command
 
         say("applying database migrations")
         upgrade(database_url)
 
-        self.children.append(start_child("worker", [sys.executable, "worker.py"], env))
-        api_cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            self.host,
-            "--port",
-            str(self.api_port),
-        ]
+        self.children.append(start_child("worker", worker_command(), env))
+        api_cmd = api_command(self.host, self.api_port)
         self.children.append(start_child("api", api_cmd, env))
         self.wait_for("the API", lambda: api_healthy(self.api_url))
         self.banner(settings, database_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -68,3 +69,16 @@ def seed_journey(
         session.add(journey)
         session.commit()
         return Seeded(practice, patient, journey)
+
+
+def suppress(
+    engine: Engine, patient_id: uuid.UUID, *, sms: bool = False, email: bool = False
+) -> None:
+    """What the API does on an opt-out: the gate reads suppression from the database."""
+    with Session(engine) as session:
+        patient = session.get(Patient, patient_id)
+        assert patient is not None
+        patient.sms_suppressed = sms
+        patient.email_suppressed = email
+        session.add(patient)
+        session.commit()

@@ -14,7 +14,7 @@ from activities.providers import OutboundMessage, OutboxProvider, ProviderError
 from models.enums import MessageKind, MessageStatus, Stage
 from models.journey_types import SendInput
 from models.tables import Message, OutboxMessage
-from tests.seed import Seeded, seed_journey
+from tests.seed import Seeded, seed_journey, suppress
 
 # Wednesday 2026-12-02 18:00 UTC = 10:00 in Los Angeles: inside every window.
 MIDDAY = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
@@ -110,24 +110,12 @@ def test_marketing_needs_consent_and_care_needs_only_no_opt_out(engine: Engine) 
 
 
 def test_suppressed_channel_falls_back_to_email_then_to_nothing(engine: Engine) -> None:
-    from models.tables import Patient
-
     seeded = seed_journey(engine)
     gate = Messaging(engine, OutboxProvider(engine))
-    with Session(engine) as s:
-        patient = s.get(Patient, seeded.patient.id)
-        assert patient is not None
-        patient.sms_suppressed = True
-        s.add(patient)
-        s.commit()
+    suppress(engine, seeded.patient.id, sms=True)
     assert gate.send(send_input(seeded, "e")).channel is not None
     assert ledger(engine, "e").channel == "email"
-    with Session(engine) as s:
-        patient = s.get(Patient, seeded.patient.id)
-        assert patient is not None
-        patient.email_suppressed = True
-        s.add(patient)
-        s.commit()
+    suppress(engine, seeded.patient.id, sms=True, email=True)
     care = gate.send(send_input(seeded, "x", template="consult_reminder_1d", kind=MessageKind.CARE))
     assert care.status is MessageStatus.SUPPRESSED
     assert len(outbox(engine)) == 1

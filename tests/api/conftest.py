@@ -23,8 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from runtime.db import make_engine
+from runtime.processes import search_attribute_args
 from runtime.settings import Settings
-from runtime.temporal_client import SEARCH_ATTRIBUTES, data_converter
+from runtime.temporal_client import data_converter
 from tests.conftest import TEMPORAL_CLI
 from worker import build_worker
 
@@ -50,14 +51,11 @@ async def eventually(
 @pytest.fixture(scope="session")
 async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal CLI dev server from the venv (never downloaded), with our search attributes."""
-    extra: list[str] = []
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        extra += ["--search-attribute", f"{name}={kind}"]
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_CLI),
         ui=False,
         data_converter=data_converter(),
-        dev_server_extra_args=extra,
+        dev_server_extra_args=search_attribute_args(),
     ) as env:
         yield env
 

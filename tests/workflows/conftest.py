@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from models.enums import Channel, EventType, RevenueLine
@@ -40,6 +41,13 @@ from worker import build_worker
 from workflows.journey import JourneyWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+# The Java test server does not advertise newer capabilities, and the SDK core warns about it
+# once per worker: noise in every test's output, so core logs only errors here.
+QUIET_RUNTIME = Runtime(
+    telemetry=TelemetryConfig(
+        logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="WARN"))
+    )
+)
 
 
 @pytest.fixture
@@ -47,7 +55,9 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     """One server per test: it starts in about a second, and a journey left running by one
     test (no worker any more) would otherwise lock the shared clock for the next."""
     async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEMPORAL_TEST_SERVER), data_converter=data_converter()
+        test_server_existing_path=str(TEMPORAL_TEST_SERVER),
+        data_converter=data_converter(),
+        runtime=QUIET_RUNTIME,
     ) as env:
         await env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(

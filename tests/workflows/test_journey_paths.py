@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.enums import EventType, RevenueLine
-from tests.seed import Seeded
+from tests.seed import Seeded, suppress
 from tests.workflows.conftest import Harness
 from workflows.journey import JourneyWorkflow
 
@@ -188,16 +188,7 @@ async def test_opting_out_of_one_channel_moves_to_the_other(harness: Harness) ->
     handle = await harness.start(seeded)
     await harness.settle()
     # The API suppresses the channel in the database and signals; the gate reads the database.
-    from sqlmodel import Session
-
-    from models.tables import Patient
-
-    with Session(harness.engine) as s:
-        patient = s.get(Patient, seeded.patient.id)
-        assert patient is not None
-        patient.sms_suppressed = True
-        s.add(patient)
-        s.commit()
+    suppress(harness.engine, seeded.patient.id, sms=True)
     await harness.signal(handle, EventType.OPTED_OUT, channel="sms")
     await harness.advance(D + H)
     nurture = next(m for m in harness.sent(seeded) if m.template == "nurture_1")
