@@ -353,3 +353,28 @@ async def test_an_inquiry_as_the_journey_ends_starts_it_afresh(harness: Harness)
     assert (state.stage, state.status) == ("speed_to_lead", "active")
     replies = [m for m in harness.sent(seeded) if m.template == "inquiry_reply"]
     assert len(replies) == 2 and replies[0].idempotency_key != replies[1].idempotency_key
+
+
+async def test_staff_read_the_journey_in_the_ui(harness: Harness) -> None:
+    """Current details, timer and activity summaries: what the Temporal UI shows staff."""
+    tz = "America/New_York"
+    seeded = harness.seed(state="NY", timezone=tz)
+    start = await at_local(harness, tz, weekday=0, hour=10)
+    handle = await harness.start(seeded)
+    await harness.signal(handle, EventType.CONSULT_BOOKED, appointment_at=start + 3 * D + 5 * H)
+    await harness.settle()
+    meta = await handle.query("__temporal_workflow_metadata")
+    details = meta["currentDetails"] if isinstance(meta, dict) else meta.current_details
+    assert details.startswith("**consult_booked** (active, cycle 0): waiting until ")
+    assert details.endswith(" EST for consult_reminder_1d")
+
+    summaries = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
+            summaries.append(event.user_metadata.summary.data.decode())
+    assert '"send inquiry_reply (speed_to_lead)"' in summaries
+    assert any("for consult_reminder_1d" in s and "EST" in s for s in summaries)
+    assert any(s.startswith('"record stage consult_booked: consult booked') for s in summaries)
+    # Nothing a patient could be identified by: ids and enums only.
+    joined = " ".join(summaries) + details
+    assert "Ada" not in joined and "4155550123" not in joined and "example.com" not in joined
