@@ -63,15 +63,17 @@ class Messaging:
 
     def _send(self, inp: SendInput) -> SendResult:
         with Session(self._engine, expire_on_commit=False) as session:
-            journey = session.get(Journey, uuid.UUID(inp.journey_id))
-            if journey is None:
-                raise ApplicationError("journey row not found", non_retryable=True)
-            patient = session.get(Patient, journey.patient_id)
-            practice = session.get(Practice, journey.practice_id)
-            assert patient is not None and practice is not None
-            row = session.exec(
-                select(Message).where(Message.idempotency_key == inp.idempotency_key)
+            # One round trip for the journey, its patient and practice, and the ledger row.
+            found = session.exec(
+                select(Journey, Patient, Practice, Message)
+                .join(Patient, col(Patient.id) == col(Journey.patient_id))
+                .join(Practice, col(Practice.id) == col(Journey.practice_id))
+                .outerjoin(Message, col(Message.idempotency_key) == inp.idempotency_key)
+                .where(col(Journey.id) == uuid.UUID(inp.journey_id))
             ).first()
+            if found is None:
+                raise ApplicationError("journey row not found", non_retryable=True)
+            journey, patient, practice, row = found
             if row is None:
                 row = self._new_row(inp, journey)
             elif MessageStatus(row.status) in SETTLED:
