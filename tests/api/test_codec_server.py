@@ -6,15 +6,18 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import HTTPException, Request
+from sqlmodel import Session
 from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
+from api.routers.codec import require_codec_access
 from runtime.codec import EncryptionCodec, generate_key, parse_keys
 from tests.api.conftest import Api, Tenant, api_settings, sqlite_url, temporal_address
 
@@ -182,3 +185,19 @@ async def test_development_accepts_the_dev_ui_without_a_key(dev_api: httpx.Async
     ):
         r = await dev_api.post("/codec/decode", json=body, headers=headers)
         assert r.status_code == 401, headers
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_only_development_trusts_the_ui_origin(environment: str) -> None:
+    """The dev-UI shortcut is refused outside development, whatever the Origin says."""
+    settings = api_settings("postgresql://db/app", "127.0.0.1:7233", "q").model_copy(
+        update={"environment": environment}
+    )
+    request = Request({"type": "http", "headers": [(b"origin", UI.encode())]})
+    no_session = cast(Session, None)  # not consulted without a key
+    with pytest.raises(HTTPException) as err:
+        require_codec_access(request, settings, no_session, None)
+    assert err.value.status_code == 401
+
+    dev = settings.model_copy(update={"environment": "development"})
+    require_codec_access(request, dev, no_session, None)  # no exception: allowed
