@@ -14,14 +14,16 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from api.cors import CodecCORS
 from api.errors import validation_error_handler
 from api.middleware import BodySizeLimit, ErrorShield
 from api.relay import Relay
-from api.routers import health, inquiries, journeys, patients, practices
+from api.routers import codec, health, inquiries, journeys, patients, practices
 from api.temporal import TemporalConnection
 from runtime.db import make_engine
 from runtime.migrate import upgrade
 from runtime.settings import Settings, get_settings
+from runtime.temporal_client import payload_codec
 
 
 @contextlib.asynccontextmanager
@@ -54,10 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
+    # The codec server's codec (None without PAYLOAD_ENCRYPTION_KEYS); keys parsed once here.
+    app.state.codec = payload_codec(app.state.settings)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    # Added last = outermost: the size limit sees the raw request before anything else.
+    # Added later = further out. The size limit sees the raw request before the app does; CORS
+    # (for /codec only) is outermost so even a 413 or 500 reaches the Temporal UI readable.
     app.add_middleware(ErrorShield)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
-    for module in (health, practices, inquiries, journeys, patients):
+    app.add_middleware(CodecCORS, origins=app.state.settings.ui_origins)
+    for module in (health, practices, inquiries, journeys, patients, codec):
         app.include_router(module.router)
     return app

@@ -80,11 +80,15 @@ class BenchBaseline:
 def run_baseline_worker(address: str, task_queue: str) -> None:
     """Entry point of the baseline worker subprocess (imported as `speed_to_lead`, not
     `__main__`, so the sandbox can import the workflow's module by name)."""
-    from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from runtime.settings import Settings
+    from runtime.temporal_client import connect
+
     async def serve() -> None:
-        client = await Client.connect(address)
+        # The same client factory (so the same payload encryption) as the journey worker:
+        # the baseline pays for the codec too, or the comparison would flatter it.
+        client = await connect(Settings(), address=address)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -238,10 +242,15 @@ class Bench:
         return found
 
     async def start(self) -> None:
-        from temporalio.client import Client
-
+        from runtime.codec import generate_key
         from runtime.migrate import upgrade
         from runtime.processes import api_command, search_attribute_args, worker_command
+        from runtime.settings import Settings
+        from runtime.temporal_client import connect
+
+        # Encrypted like production: a throwaway key for this run only.
+        payload_keys = f"bench:{generate_key()}"
+        bench_settings = Settings(_env_file=None, payload_encryption_keys=payload_keys)
 
         self.temporal_port, self.api_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.temporal_port}"
@@ -263,7 +272,9 @@ class Bench:
 
         async def temporal_up() -> bool:
             try:
-                self.client = await asyncio.wait_for(Client.connect(self.address), timeout=2)
+                self.client = await asyncio.wait_for(
+                    connect(bench_settings, address=self.address), timeout=2
+                )
                 return True
             except Exception:
                 return False
@@ -292,6 +303,7 @@ class Bench:
                 "TEMPORAL_NAMESPACE": "default",
                 "TEMPORAL_TASK_QUEUE": JOURNEY_TASK_QUEUE,
                 "ADMIN_API_KEY": ADMIN_KEY,
+                "PAYLOAD_ENCRYPTION_KEYS": payload_keys,
                 "PUBLIC_BASE_URL": self.api,
                 "PYTHONUNBUFFERED": "1",
             }

@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.codec import EncryptionKey, parse_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
@@ -18,7 +20,8 @@ PLACEHOLDER_SECRETS = frozenset({"", DEV_ADMIN_API_KEY, "changeme", "change-me",
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a validation error must not echo the value it rejects (a key).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: Literal["development", "test", "production"] = "development"
 
@@ -41,13 +44,24 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     sendgrid_api_key: str | None = None
     sendgrid_from_email: str | None = None
-    payload_encryption_keys: str | None = None
+    # `keyid:base64key,...`, newest first (runtime/codec.py). SecretStr: never in a repr or log.
+    payload_encryption_keys: SecretStr | None = None
+    # Origins of the Temporal UI allowed to call the codec server (/codec) from a browser.
+    temporal_ui_origins: str = "http://127.0.0.1:8233,http://localhost:8233"
 
     # Operational knobs (not in DESIGN §8 but needed to run it; all have safe defaults).
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     daily_message_cap: int = Field(default=3, ge=1)
     relay_interval_seconds: float = Field(default=2.0, gt=0)
     temporal_start_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    @field_validator("payload_encryption_keys", mode="after")
+    @classmethod
+    def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # an empty variable means "not configured"
+        parse_keys(value.get_secret_value())  # ValueError names the variable, never the key
+        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:
@@ -59,7 +73,23 @@ class Settings(BaseSettings):
                 )
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
+            if self.payload_encryption_keys is None:
+                raise ValueError(
+                    "PAYLOAD_ENCRYPTION_KEYS is not set; production refuses to send patient "
+                    "data to Temporal unencrypted"
+                )
         return self
+
+    @property
+    def payload_keys(self) -> list[EncryptionKey]:
+        """The parsed encryption keys, newest first; empty when none are configured."""
+        if self.payload_encryption_keys is None:
+            return []
+        return parse_keys(self.payload_encryption_keys.get_secret_value())
+
+    @property
+    def ui_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.temporal_ui_origins.split(",") if o.strip()]
 
     @property
     def messaging_provider(self) -> Literal["outbox", "twilio"]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
+from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
 
 # Custom search attributes. Values are opaque ids and enums only: never PHI.
@@ -41,9 +42,24 @@ def journey_search_attributes(
     )
 
 
-def data_converter() -> DataConverter:
-    """The converter every client shares. Payload encryption (issue 5) plugs in here."""
-    return DataConverter.default
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter every client, worker and replayer shares. With PAYLOAD_ENCRYPTION_KEYS set,
+    every payload (inputs, results, signals, queries, memos, summaries) is AES-256-GCM encrypted,
+    and failures carry their message and stack trace in an encoded (so encrypted) attribute
+    rather than in the clear. Without keys (development without `make run`) it is the default."""
+    keys = settings.payload_keys
+    if not keys:
+        return DataConverter.default
+    return DataConverter(
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def payload_codec(settings: Settings) -> EncryptionCodec | None:
+    """The codec alone (for the codec server), or None without keys."""
+    keys = settings.payload_keys
+    return EncryptionCodec(keys) if keys else None
 
 
 def _tls(settings: Settings) -> TLSConfig | bool:
@@ -64,5 +80,5 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=_tls(settings),
-        data_converter=data_converter(),
+        data_converter=data_converter(settings),
     )

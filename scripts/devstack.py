@@ -3,7 +3,8 @@
 
 Starts, as child processes with prefixed and coloured output:
   1. the Temporal dev server (SQLite file under the data dir, custom search attributes
-     registered) - or reuses a Temporal server that already answers on the port;
+     registered, its Web UI decrypting through the API's codec server) - or reuses a Temporal
+     server that already answers on the port;
   2. the database migrations (in this process, before anything uses the database);
   3. the worker (`python worker.py`);
   4. the API (`uvicorn api.main:create_app --factory`).
@@ -11,6 +12,10 @@ Starts, as child processes with prefixed and coloured output:
 Ctrl-C or SIGTERM stops the children (API first, Temporal last); if any child dies the rest are
 stopped and the exit status is non-zero. The data dir persists, so a second run finds its
 journeys, messages and Temporal history where it left them.
+
+Payloads are encrypted here as in production: without PAYLOAD_ENCRYPTION_KEYS, a key is made
+once into `<data dir>/payload-keys` (mode 0600) and handed to the worker and the API, so the dev
+server stores ciphertext and its UI shows plain journeys through the API's /codec endpoint.
 """
 
 from __future__ import annotations
@@ -196,6 +201,33 @@ async def _ensure_search_attributes(address: str, namespace: str) -> list[str]:
     return sorted(missing)
 
 
+KEY_FILE = "payload-keys"
+
+
+def dev_payload_keys(data_dir: Path) -> tuple[str, bool]:
+    """The development payload key(s) kept in the data dir, made on first use: (keys, created).
+    The key lives beside the Temporal history it encrypts, so `make clean-data` drops both."""
+    from runtime.codec import generate_key, parse_keys
+
+    path = data_dir / KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL + 0600 from the start: never a moment where the key is world-readable.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+        keys = path.read_text().strip()
+        try:
+            parse_keys(keys)
+        except ValueError as exc:
+            raise StartupError(f"{path} is not a valid key list ({exc})") from None
+        return keys, False
+    keys = f"dev-{time.strftime('%Y%m%d')}:{generate_key()}"
+    with os.fdopen(fd, "w") as f:
+        f.write(keys + "\n")
+    return keys, True
+
+
 def api_healthy(base_url: str) -> bool:
     try:
         return httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200
@@ -221,6 +253,7 @@ class Stack:
     stop_requested: threading.Event = field(default_factory=threading.Event)
     children: list[Child] = field(default_factory=list)
     reused_temporal: bool = False
+    key_source: str = "PAYLOAD_ENCRYPTION_KEYS"
 
     @property
     def temporal_address(self) -> str:
@@ -229,6 +262,16 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def codec_url(self) -> str:
+        return f"{self.api_url}/codec"
+
+    @property
+    def ui_origins(self) -> str:
+        """Where a browser may open the dev server's UI: allowed to call the codec server."""
+        hosts = dict.fromkeys([self.host, "127.0.0.1", "localhost"])
+        return ",".join(f"http://{h}:{self.ui_port}" for h in hosts)
 
     def wait_for(self, what: str, ready: Callable[[], bool], interval: float = 0.25) -> None:
         """Poll `ready` until it holds; give up at the startup timeout, on a stop request, or
@@ -295,6 +338,9 @@ class Stack:
             "warn",
             # The machine may be offline; the UI's news feed would only fail.
             "--ui-disable-news-fetch",
+            # The server stores ciphertext; the UI (in the browser) decrypts through the API.
+            "--ui-codec-endpoint",
+            self.codec_url,
         ]
         cmd += search_attribute_args()
         self.children.append(start_child("temporal", cmd, dict(os.environ)))
@@ -330,6 +376,15 @@ class Stack:
         )
         if "PUBLIC_BASE_URL" not in os.environ:
             env["PUBLIC_BASE_URL"] = self.api_url
+        if "TEMPORAL_UI_ORIGINS" not in os.environ:
+            env["TEMPORAL_UI_ORIGINS"] = self.ui_origins
+        if settings.payload_encryption_keys is None:
+            # Encrypted like production, with a key of this data dir's own.
+            keys, created = dev_payload_keys(self.data_dir)
+            env["PAYLOAD_ENCRYPTION_KEYS"] = keys
+            self.key_source = str(self.data_dir / KEY_FILE)
+            if created:
+                say(f"made a payload encryption key in {self.key_source}")
 
         if port_open(self.host, self.api_port):
             raise StartupError(f"the API port {self.api_port} is taken; use --api-port")
@@ -373,6 +428,11 @@ class Stack:
         table.add_row("Temporal gRPC", f"{self.temporal_address} (namespace {namespace})")
         key_source = "ADMIN_API_KEY" if "ADMIN_API_KEY" in os.environ else "settings"
         table.add_row("Admin API key", f"{settings.admin_api_key}  (from {key_source})")
+        table.add_row("Payloads", f"AES-256-GCM encrypted (key from {self.key_source})")
+        if self.reused_temporal:
+            table.add_row("Codec server", f"{self.codec_url}  (point the reused UI at it)")
+        else:
+            table.add_row("Codec server", f"{self.codec_url}  (the Temporal UI decrypts here)")
         table.add_row("App database", database_url)
         table.add_row("Data dir", f"{self.data_dir} (kept between runs)")
         provider = settings.messaging_provider

@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,13 +17,25 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers the tables)
+from runtime.codec import generate_key
 from runtime.db import make_engine
 from runtime.migrate import upgrade
+from runtime.settings import Settings
 
 BIN = Path(sys.prefix) / "bin"
 TEMPORAL_CLI = BIN / "temporal"
 TEMPORAL_TEST_SERVER = BIN / "temporal-test-server"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# A fresh payload key per run: every Temporal client, worker and replayer in the suite encrypts,
+# so the whole suite exercises the codec (and a stale key from an earlier run cannot help).
+TEST_KEY_ID = "test-key"
+TEST_PAYLOAD_KEYS = f"{TEST_KEY_ID}:{generate_key()}"
+
+
+def encrypted_settings(**overrides: Any) -> Settings:
+    """Test settings (no `.env`) with the run's payload key, plus `overrides`."""
+    values: dict[str, Any] = {"environment": "test", "payload_encryption_keys": TEST_PAYLOAD_KEYS}
+    return Settings(_env_file=None, **(values | overrides))
 
 
 def _migrated(url: str) -> Engine:

@@ -32,6 +32,8 @@ def seed_journey(
     email: str | None = "ada@example.com",
     sms_consent: bool = True,
     email_consent: bool = True,
+    first_name: str = "Ada",
+    last_name: str = "Lovelace",
 ) -> Seeded:
     key = secrets.token_urlsafe(16)
     with Session(engine, expire_on_commit=False) as session:
@@ -49,8 +51,8 @@ def seed_journey(
         session.flush()
         patient = Patient(
             practice_id=practice.id,
-            first_name="Ada",
-            last_name="Lovelace",
+            first_name=first_name,
+            last_name=last_name,
             phone=phone,
             email=email,
             timezone=timezone,

@@ -1,9 +1,13 @@
 """`make run` for real: scripts/devstack.py as a subprocess on spare ports with a throwaway data
 dir. It must come up (Temporal dev server, migrations, worker, API), answer a lead end to end,
-stop every child on Ctrl-C, free its ports, and keep its data for the next run."""
+stop every child on Ctrl-C, free its ports, and keep its data for the next run. Its payloads are
+encrypted with a key of the data dir's own, and the dev server's UI decrypts them through the
+API's codec server."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 import signal
 import socket
@@ -17,6 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVSTACK = ROOT / "scripts" / "devstack.py"
@@ -101,6 +108,15 @@ class Stack:
     log: Path
     api: str
     ports: list[int]
+    data_dir: Path
+
+    @property
+    def temporal(self) -> str:
+        return f"127.0.0.1:{self.ports[0]}"
+
+    @property
+    def ui(self) -> str:
+        return f"http://127.0.0.1:{self.ports[1]}"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -119,6 +135,9 @@ def start_stack(tmp_path: Path) -> Iterator[Callable[[], Stack]]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # What a fresh machine has: no key configured (devstack makes one), default UI origins.
+    for name in ("PAYLOAD_ENCRYPTION_KEYS", "TEMPORAL_UI_ORIGINS"):
+        env.pop(name, None)
     started: list[Stack] = []
 
     def start() -> Stack:
@@ -144,7 +163,9 @@ def start_stack(tmp_path: Path) -> Iterator[Callable[[], Stack]]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        stack = Stack(proc, log, f"http://127.0.0.1:{api_port}", [temporal_port, ui_port, api_port])
+        stack = Stack(
+            proc, log, f"http://127.0.0.1:{api_port}", [temporal_port, ui_port, api_port], data_dir
+        )
         started.append(stack)
         return stack
 
@@ -184,6 +205,45 @@ def interrupt(stack: Stack) -> None:
     # Each child led its own process group: nothing of it (or anything it spawned) may remain.
     assert [pgid for pgid in children if group_alive(pgid)] == [], stack.output()
     assert all(port_free(p) for p in stack.ports), stack.output()
+
+
+async def _stored_input(address: str, workflow_id: str) -> Payload:
+    """The journey's input as the dev server stores it, read without any codec."""
+    client = await Client.connect(address)
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    return started.input.payloads[0]
+
+
+def check_the_ui_decrypts_through_the_codec_server(
+    stack: Stack, workflow_id: str, practice_id: str, key: dict[str, str]
+) -> None:
+    """The dev server stores ciphertext; its UI is pointed at the API's /codec, which opens it."""
+    settings = httpx.get(f"{stack.ui}/api/v1/settings", timeout=10).json()
+    assert settings["Codec"]["Endpoint"] == f"{stack.api}/codec"
+
+    stored = asyncio.run(_stored_input(stack.temporal, workflow_id))
+    assert stored.metadata["encoding"] == b"binary/encrypted"
+    assert practice_id.encode() not in stored.data
+    body = {"payloads": [json_format.MessageToDict(stored)]}
+
+    # As the dev UI calls it from the browser: its origin, no key (development only) ...
+    r = httpx.post(
+        f"{stack.api}/codec/decode",
+        json=body,
+        headers={"Origin": stack.ui, "X-Namespace": "default"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["access-control-allow-origin"] == stack.ui
+    [decoded] = r.json()["payloads"]
+    assert base64.b64decode(decoded["metadata"]["encoding"]) == b"json/plain"
+    assert practice_id in base64.b64decode(decoded["data"]).decode()
+    # ... or with a key, from anywhere.
+    r = httpx.post(f"{stack.api}/codec/decode", json=body, headers=key, timeout=10)
+    assert r.status_code == 200 and r.json() == {"payloads": [decoded]}
+    r = httpx.post(f"{stack.api}/codec/decode", json=body, timeout=10)
+    assert r.status_code == 401
 
 
 def test_devstack_runs_a_lead_end_to_end_and_stops_cleanly(
@@ -237,6 +297,13 @@ def test_devstack_runs_a_lead_end_to_end_and_stops_cleanly(
 
         sent = poll("the first reply", reply, 30, stack.proc)
         assert len(sent) == 1
+
+        key_file = stack.data_dir / "payload-keys"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        dev_key = key_file.read_text()
+        r = httpx.get(f"{stack.api}/v1/journeys/{lead['journey_id']}", headers=key, timeout=10)
+        workflow_id = r.json()["workflow_id"]
+        check_the_ui_decrypts_through_the_codec_server(stack, workflow_id, practice["id"], key)
     except BaseException:
         print(stack.output())
         raise
@@ -249,6 +316,9 @@ def test_devstack_runs_a_lead_end_to_end_and_stops_cleanly(
         r = httpx.get(f"{again.api}/v1/journeys/{lead['journey_id']}", headers=key, timeout=10)
         assert r.status_code == 200, r.text
         assert r.json()["stage"] == "speed_to_lead"
+        # The same key, so last run's history still decrypts.
+        assert (again.data_dir / "payload-keys").read_text() == dev_key
+        check_the_ui_decrypts_through_the_codec_server(again, workflow_id, practice["id"], key)
     except BaseException:
         print(again.output())
         raise

@@ -26,7 +26,7 @@ from runtime.db import make_engine
 from runtime.processes import search_attribute_args
 from runtime.settings import Settings
 from runtime.temporal_client import data_converter
-from tests.conftest import TEMPORAL_CLI
+from tests.conftest import TEMPORAL_CLI, TEST_PAYLOAD_KEYS, encrypted_settings
 from worker import build_worker
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_CLI),
         ui=False,
-        data_converter=data_converter(),
+        data_converter=data_converter(encrypted_settings()),
         dev_server_extra_args=search_attribute_args(),
     ) as env:
         yield env
@@ -161,6 +161,7 @@ def api_settings(database_url: str, temporal: str, task_queue: str) -> Settings:
         relay_interval_seconds=0.2,
         temporal_start_timeout_seconds=2.0,
         max_body_bytes=4096,
+        payload_encryption_keys=TEST_PAYLOAD_KEYS,
     )
 
 

@@ -29,13 +29,12 @@ from models.journey_types import (
     JourneyResult,
 )
 from models.tables import Journey, Message, StaffTask, StageEvent
-from runtime.settings import Settings
 from runtime.temporal_client import (
     SEARCH_ATTRIBUTES,
     data_converter,
     journey_search_attributes,
 )
-from tests.conftest import TEMPORAL_TEST_SERVER
+from tests.conftest import TEMPORAL_TEST_SERVER, encrypted_settings
 from tests.seed import Seeded, seed_journey
 from worker import build_worker
 from workflows.journey import JourneyWorkflow
@@ -56,7 +55,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     test (no worker any more) would otherwise lock the shared clock for the next."""
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEMPORAL_TEST_SERVER),
-        data_converter=data_converter(),
+        data_converter=data_converter(encrypted_settings()),
         runtime=QUIET_RUNTIME,
     ) as env:
         await env.client.operator_service.add_search_attributes(
@@ -179,7 +178,7 @@ async def harness(
     env: WorkflowEnvironment, sqlite_engine: Engine, request: pytest.FixtureRequest
 ) -> AsyncIterator[Harness]:
     task_queue = f"tq-{uuid.uuid4()}"
-    settings = Settings(environment="test", temporal_task_queue=task_queue)
+    settings = encrypted_settings(temporal_task_queue=task_queue)
     async with build_worker(env.client, settings, sqlite_engine, task_queue=task_queue):
         harness = Harness(env, sqlite_engine, task_queue)
         yield harness

@@ -368,10 +368,16 @@ async def test_staff_read_the_journey_in_the_ui(harness: Harness) -> None:
     assert details.startswith("**consult_booked** (active, cycle 0): waiting until ")
     assert details.endswith(" EST for consult_reminder_1d")
 
+    # Summaries are payloads, so the server holds them encrypted; the UI reads them through the
+    # codec server (docs/security.md). Decrypt them here as it would.
+    codec = harness.client.data_converter.payload_codec
+    assert codec is not None
     summaries = []
     async for event in handle.fetch_history_events():
         if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
-            summaries.append(event.user_metadata.summary.data.decode())
+            assert event.user_metadata.summary.metadata["encoding"] == b"binary/encrypted"
+            [summary] = await codec.decode([event.user_metadata.summary])
+            summaries.append(summary.data.decode())
     assert '"send inquiry_reply (speed_to_lead)"' in summaries
     assert any("for consult_reminder_1d" in s and "EST" in s for s in summaries)
     assert any(s.startswith('"record stage consult_booked: consult booked') for s in summaries)

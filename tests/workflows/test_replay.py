@@ -11,6 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runtime.temporal_client import data_converter
+from tests.conftest import encrypted_settings
 from workflows.journey import JourneyWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -24,6 +25,9 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json("journey", TEXTS[path])
-    replayer = Replayer(workflows=[JourneyWorkflow], data_converter=data_converter())
+    # The recorded histories predate encryption: their plain payloads pass through the codec's
+    # decode, so the production converter (with a key) replays them as they are.
+    converter = data_converter(encrypted_settings())
+    replayer = Replayer(workflows=[JourneyWorkflow], data_converter=converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
