@@ -16,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 
 from api.errors import validation_error_handler
 from api.middleware import BodySizeLimit, ErrorShield
+from api.ratelimit import TokenBucketLimiter
 from api.relay import Relay
-from api.routers import health, inquiries, journeys, patients, practices
+from api.routers import api_keys, audit, health, inquiries, journeys, patients, practices
 from api.temporal import TemporalConnection
 from runtime.db import make_engine
 from runtime.migrate import upgrade
@@ -53,11 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Leads to booked, treated and returning patients (DESIGN §7).",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
+    app.state.inquiry_limiters = {
+        "key": TokenBucketLimiter(settings.inquiry_rate_per_key_per_minute),
+        "ip": TokenBucketLimiter(settings.inquiry_rate_per_ip_per_minute),
+    }
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     # Added last = outermost: the size limit sees the raw request before anything else.
     app.add_middleware(ErrorShield)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
-    for module in (health, practices, inquiries, journeys, patients):
+    for module in (health, practices, api_keys, inquiries, journeys, patients, audit):
         app.include_router(module.router)
     return app

@@ -114,3 +114,13 @@ class EventStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DROPPED = "dropped"  # its journey ended before delivery
+
+
+class Role(StrEnum):
+    """Who a request acts as. `admin` is the platform operator (settings.admin_api_key); the
+    others are API keys of one practice (table api_key)."""
+
+    ADMIN = "admin"
+    PRACTICE_ADMIN = "practice_admin"
+    STAFF = "staff"
+    INTEGRATION = "integration"
