@@ -432,15 +432,11 @@ class JourneyWorkflow:
                 reason = (
                     "consult booked" if t is EventType.CONSULT_BOOKED else "appointment rescheduled"
                 )
-                self._enter(
-                    Stage.CONSULT_BOOKED, "consult_reminders", ev.appointment_at, reason
-                )
+                self._enter(Stage.CONSULT_BOOKED, "consult_reminders", ev.appointment_at, reason)
         elif t is EventType.APPOINTMENT_CANCELLED:
             if stage in (Stage.CONSULT_BOOKED, Stage.CONSULT_SHOW):
                 self._m.appointment_at = None
-                self._enter(
-                    Stage.SPEED_TO_LEAD, "cancel_recovery", at, "appointment cancelled"
-                )
+                self._enter(Stage.SPEED_TO_LEAD, "cancel_recovery", at, "appointment cancelled")
             else:
                 self._note("cancellation ignored: no appointment")
         elif t is EventType.ARRIVED:
