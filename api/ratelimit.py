@@ -47,6 +47,13 @@ class TokenBucketLimiter:
                 return 0.0
             return (1 - bucket.tokens) / self.refill_per_second
 
+    def refund(self, key: str) -> None:
+        """Give back a token taken for a request that another limit then refused."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.tokens = min(self.capacity, bucket.tokens + 1)
+
 
 def retry_after_header(wait_seconds: float) -> str:
     return str(max(1, math.ceil(wait_seconds)))

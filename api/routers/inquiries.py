@@ -38,10 +38,12 @@ def rate_limited(
     """429 when this key or this client IP is over its budget (after auth: unknown keys are 401
     and cost nothing here)."""
     limiters: dict[str, TokenBucketLimiter] = request.app.state.inquiry_limiters
-    waits = [limiters["key"].take(str(principal.key_id))]
-    if principal.ip is not None:
-        waits.append(limiters["ip"].take(principal.ip))
-    wait = max(waits)
+    key = str(principal.key_id)
+    wait = limiters["key"].take(key)
+    if wait == 0 and principal.ip is not None:
+        wait = limiters["ip"].take(principal.ip)
+        if wait > 0:
+            limiters["key"].refund(key)  # a refused request costs nothing
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
