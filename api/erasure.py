@@ -26,7 +26,7 @@ from api.schemas import (
     PatientOut,
     StaffTaskOut,
 )
-from models.enums import TERMINAL_STATUSES, EventType
+from models.enums import TERMINAL_STATUSES, EventType, InquiryStatus, JourneyStatus
 from models.tables import (
     Inquiry,
     Journey,
@@ -112,6 +112,8 @@ def erase_patient(session: Session, patient: Patient) -> list[uuid.UUID]:
             continue
         if journey.status in TERMINAL_STATUSES:
             continue
+        if journey.status == JourneyStatus.PENDING.value:
+            _end_unstarted(journey)
         session.add(
             JourneyEventRow(
                 journey_id=journey.id,
@@ -122,8 +124,25 @@ def erase_patient(session: Session, patient: Patient) -> list[uuid.UUID]:
             )
         )
         targets.append(journey.id)
+    # Inquiries the relay has not journeyed yet are never started now (a start already in
+    # flight still gets the erase event above, because the row stays pending until delivered).
+    session.execute(
+        sa.update(Inquiry)
+        .where(col(Inquiry.patient_id) == patient.id)
+        .where(col(Inquiry.status) == InquiryStatus.RECEIVED.value)
+        .values(status=InquiryStatus.ERASED.value)
+    )
     _scrub(session, patient)
     return targets
+
+
+def _end_unstarted(journey: Journey) -> None:
+    """A journey whose workflow was never started ends here, as its workflow would have."""
+    journey.status = JourneyStatus.ERASED.value
+    journey.exit_reason = "erasure requested"
+    journey.next_action = None
+    journey.next_action_at = None
+    journey.updated_at = utcnow()
 
 
 def _scrub(session: Session, patient: Patient) -> None:

@@ -108,6 +108,7 @@ class InquiryStatus(StrEnum):
     RECEIVED = "received"  # committed, journey not yet started
     JOURNEY_STARTED = "journey_started"
     DUPLICATE = "duplicate"
+    ERASED = "erased"  # the patient was erased before the journey started: never start it
 
 
 class EventStatus(StrEnum):

@@ -5,12 +5,14 @@ keeps the ledger's rows, is idempotent, and works while Temporal is down (persis
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from api.journey_starter import load_received_plans
 from tests.api.conftest import Api, StackFactory, Tenant, eventually, sqlite_url
 
 
@@ -159,3 +161,27 @@ async def test_erasure_is_committed_while_temporal_is_down(
             return (await live.journey(tenant, lead["journey_id"]))["status"] == "erased"
 
         await eventually(erased, "the relay delivers the erase event")
+
+
+async def test_a_journey_never_started_is_erased_without_temporal(
+    api_stack: StackFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Temporal down from the start: the journey row is still pending when the patient is
+    erased. It ends as erased at once, and the relay never starts it later."""
+    url = sqlite_url(tmp_path_factory.mktemp("erase-unstarted"))
+    queue = f"erase-{uuid.uuid4()}"
+    async with api_stack(url, temporal="127.0.0.1:1", task_queue=queue, worker=False) as down:
+        tenant = await down.create_practice()
+        lead = await down.lead(tenant, **_identity())
+        assert lead["status"] == "received"
+        r = await down.http.post(f"/v1/patients/{lead['patient_id']}/erase", headers=tenant.headers)
+        assert r.status_code == 202, r.text
+        journey = await down.journey(tenant, lead["journey_id"])
+        assert journey["status"] == "erased"
+    async with api_stack(url, task_queue=queue) as live:
+        future = datetime.now(UTC) + timedelta(hours=1)  # past the relay's grace period
+        plans = load_received_plans(live.engine, future, limit=100)
+        assert str(lead["inquiry_id"]) not in {str(p.inquiry_id) for p in plans}
+        assert (await live.app.state.relay.run_once()).started == 0
+        journey = await live.journey(tenant, lead["journey_id"])
+        assert journey["status"] == "erased"
