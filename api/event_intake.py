@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,10 @@ class EventIntakeResult:
     duplicate: bool
 
 
+# Called just before the intake commits, so the audit row shares the event's transaction.
+BeforeCommit = Callable[[Session, uuid.UUID], None]
+
+
 def event_hash(body: EventCreate) -> str:
     canonical = body.model_dump(mode="json")
     return hashlib.sha256(
@@ -35,18 +40,26 @@ def event_hash(body: EventCreate) -> str:
 
 
 def accept_event(
-    session: Session, practice: Practice, journey_id: uuid.UUID, body: EventCreate
+    session: Session,
+    practice: Practice,
+    journey_id: uuid.UUID,
+    body: EventCreate,
+    before_commit: BeforeCommit | None = None,
 ) -> EventIntakeResult:
     try:
-        return _accept_once(session, practice, journey_id, body)
+        return _accept_once(session, practice, journey_id, body, before_commit)
     except IntegrityError:
         # A concurrent request stored the same event id first: answer as for a repeat.
         session.rollback()
-        return _accept_once(session, practice, journey_id, body)
+        return _accept_once(session, practice, journey_id, body, before_commit)
 
 
 def _accept_once(
-    session: Session, practice: Practice, journey_id: uuid.UUID, body: EventCreate
+    session: Session,
+    practice: Practice,
+    journey_id: uuid.UUID,
+    body: EventCreate,
+    before_commit: BeforeCommit | None,
 ) -> EventIntakeResult:
     journey = session.get(Journey, journey_id)
     if journey is None or journey.practice_id != practice.id:
@@ -85,6 +98,8 @@ def _accept_once(
             )
         )
         delivered_to.append(target.id)
+    if before_commit is not None:
+        before_commit(session, journey.id)
     session.commit()
     return EventIntakeResult(delivered_to, duplicate=False)
 

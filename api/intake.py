@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -42,6 +42,10 @@ class IntakeResult:
     plan: StartPlan | None  # set only for a new inquiry: what to start
 
 
+# Called with the new inquiry's id just before the intake commits: the audit row rides along.
+BeforeCommit = Callable[[Session, uuid.UUID], None]
+
+
 def request_hash(body: InquiryCreate, external_id: str | None) -> str:
     canonical = body.model_dump(mode="json") | {"external_id": external_id}
     return hashlib.sha256(
@@ -50,14 +54,18 @@ def request_hash(body: InquiryCreate, external_id: str | None) -> str:
 
 
 def accept_inquiry(
-    session: Session, practice: Practice, body: InquiryCreate, idempotency_key: str | None
+    session: Session,
+    practice: Practice,
+    body: InquiryCreate,
+    idempotency_key: str | None,
+    before_commit: BeforeCommit | None = None,
 ) -> IntakeResult:
     external_id = body.external_id or idempotency_key
     digest = request_hash(body, external_id)
     for attempt in range(ATTEMPTS):
         try:
             with _serialized(session, practice.id, body):
-                return _accept_once(session, practice, body, external_id, digest)
+                return _accept_once(session, practice, body, external_id, digest, before_commit)
         except IntegrityError:
             session.rollback()
             log.info("inquiry intake lost a unique-key race; retrying (attempt %d)", attempt + 1)
@@ -91,6 +99,7 @@ def _accept_once(
     body: InquiryCreate,
     external_id: str | None,
     digest: str,
+    before_commit: BeforeCommit | None,
 ) -> IntakeResult:
     if external_id is not None:
         existing = session.exec(
@@ -129,6 +138,8 @@ def _accept_once(
         request_hash=digest,
     )
     session.add(inquiry)
+    if before_commit is not None:
+        before_commit(session, inquiry.id)
     session.commit()
     plan = make_plan(inquiry, journey, patient, practice)
     return IntakeResult(inquiry.id, patient.id, journey.id, inquiry.status, plan)

@@ -17,8 +17,18 @@ from fastapi.exceptions import RequestValidationError
 from api.cors import CodecCORS
 from api.errors import validation_error_handler
 from api.middleware import BodySizeLimit, ErrorShield
+from api.ratelimit import TokenBucketLimiter
 from api.relay import Relay
-from api.routers import codec, health, inquiries, journeys, patients, practices
+from api.routers import (
+    api_keys,
+    audit,
+    codec,
+    health,
+    inquiries,
+    journeys,
+    patients,
+    practices,
+)
 from api.temporal import TemporalConnection
 from runtime.db import make_engine
 from runtime.migrate import upgrade
@@ -55,15 +65,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Leads to booked, treated and returning patients (DESIGN §7).",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
     # The codec server's codec (None without PAYLOAD_ENCRYPTION_KEYS); keys parsed once here.
-    app.state.codec = payload_codec(app.state.settings)
+    app.state.codec = payload_codec(settings)
+    app.state.inquiry_limiters = {
+        "key": TokenBucketLimiter(settings.inquiry_rate_per_key_per_minute),
+        "ip": TokenBucketLimiter(settings.inquiry_rate_per_ip_per_minute),
+    }
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     # Added later = further out. The size limit sees the raw request before the app does; CORS
     # (for /codec only) is outermost so even a 413 or 500 reaches the Temporal UI readable.
     app.add_middleware(ErrorShield)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(CodecCORS, origins=app.state.settings.ui_origins)
-    for module in (health, practices, inquiries, journeys, patients, codec):
+    for module in (health, practices, api_keys, inquiries, journeys, patients, audit, codec):
         app.include_router(module.router)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 import phonenumbers
@@ -34,6 +34,7 @@ US_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
     "NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
 )
+KeyRole = Literal["practice_admin", "staff", "integration"]
 NEEDS_APPOINTMENT = frozenset({EventType.CONSULT_BOOKED, EventType.APPOINTMENT_RESCHEDULED})
 
 
@@ -117,12 +118,62 @@ class PracticeOut(ResponseBody):
     booking_url: str
     review_url: str | None
     revenue_lines: list[RevenueLine]
-    api_key_prefix: str
     created_at: datetime
 
 
 class PracticeCreated(PracticeOut):
+    api_key: str = Field(description="A practice_admin key, shown once: only its hash is stored.")
+    api_key_id: uuid.UUID
+    api_key_prefix: str
+
+
+# ---- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeyCreate(RequestBody):
+    role: KeyRole
+    name: str = Field(min_length=1, max_length=100, description="A label, e.g. 'EMR sync'")
+
+
+class ApiKeyOut(ResponseBody):
+    id: uuid.UUID
+    role: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
     api_key: str = Field(description="Shown once: only its hash is stored.")
+
+
+class ApiKeyPage(ResponseBody):
+    items: list[ApiKeyOut]
+    limit: int
+    offset: int
+
+
+# ---- audit -----------------------------------------------------------------------------------
+
+
+class AuditOut(ResponseBody):
+    id: uuid.UUID
+    actor_key_id: uuid.UUID | None
+    actor_role: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    at: datetime
+    ip: str | None
+    request_id: str | None
+
+
+class AuditPage(ResponseBody):
+    items: list[AuditOut]
+    limit: int
+    offset: int
 
 
 # ---- inquiries -------------------------------------------------------------------------------
@@ -282,3 +333,72 @@ class MessagePage(ResponseBody):
     items: list[MessageOut]
     limit: int
     offset: int
+
+
+# ---- patient rights --------------------------------------------------------------------------
+
+
+class PatientOut(ResponseBody):
+    id: uuid.UUID
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    email: str | None
+    timezone: str
+    state: str | None
+    sms_consent: bool
+    email_consent: bool
+    sms_suppressed: bool
+    email_suppressed: bool
+    referred_by: uuid.UUID | None
+    created_at: datetime
+    erased_at: datetime | None
+
+
+class InquiryOut(ResponseBody):
+    id: uuid.UUID
+    journey_id: uuid.UUID
+    channel: str
+    interest: str
+    revenue_line: str
+    service: str | None
+    message: str | None
+    source: str | None
+    external_id: str | None
+    status: str
+    received_at: datetime
+    started_at: datetime | None
+
+
+class JourneyEventOut(ResponseBody):
+    id: uuid.UUID
+    journey_id: uuid.UUID
+    event_id: str
+    type: str
+    payload: dict[str, Any]
+    status: str
+    received_at: datetime
+    delivered_at: datetime | None
+
+
+class StaffTaskOut(ResponseBody):
+    id: uuid.UUID
+    journey_id: uuid.UUID
+    kind: str
+    status: str
+    created_at: datetime
+
+
+class PatientExport(ResponseBody):
+    patient: PatientOut
+    inquiries: list[InquiryOut]
+    journeys: list[JourneyDetail]
+    journey_events: list[JourneyEventOut]
+    messages: list[MessageOut]
+    staff_tasks: list[StaffTaskOut]
+
+
+class ErasureResult(ResponseBody):
+    patient_id: uuid.UUID
+    erased_at: datetime
+    journey_ids: list[uuid.UUID] = Field(description="Journeys sent an `erase` event")

@@ -108,9 +108,20 @@ class InquiryStatus(StrEnum):
     RECEIVED = "received"  # committed, journey not yet started
     JOURNEY_STARTED = "journey_started"
     DUPLICATE = "duplicate"
+    ERASED = "erased"  # the patient was erased before the journey started: never start it
 
 
 class EventStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DROPPED = "dropped"  # its journey ended before delivery
+
+
+class Role(StrEnum):
+    """Who a request acts as. `admin` is the platform operator (settings.admin_api_key); the
+    others are API keys of one practice (table api_key)."""
+
+    ADMIN = "admin"
+    PRACTICE_ADMIN = "practice_admin"
+    STAFF = "staff"
+    INTEGRATION = "integration"

@@ -47,9 +47,44 @@ class Practice(SQLModel, table=True):
     booking_url: str = Field(max_length=2000)
     review_url: str | None = Field(default=None, max_length=2000)
     revenue_lines: list[str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
-    api_key_hash: str = Field(max_length=64, unique=True, index=True)
-    api_key_prefix: str = Field(max_length=16)
     created_at: datetime = _ts(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    """A practice's API key: only the sha256 of the secret is stored. Revoked keys stay (the
+    audit log names them); `revoked_at` set means the key answers 401."""
+
+    __tablename__ = "api_key"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    role: str = Field(max_length=20)
+    name: str = Field(max_length=100)
+    key_hash: str = Field(max_length=64, unique=True, index=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = _ts(default_factory=utcnow)
+    revoked_at: datetime | None = _ts(nullable=True, default=None)
+    last_used_at: datetime | None = _ts(nullable=True, default=None)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only (a database trigger refuses UPDATE and DELETE): who touched which patient
+    data, when, from where. Ids and action names only, never PHI."""
+
+    __tablename__ = "audit_event"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID | None = Field(default=None, index=True)
+    actor_key_id: uuid.UUID | None = Field(default=None)
+    actor_role: str = Field(max_length=20)
+    action: str = Field(max_length=60, index=True)
+    resource_type: str = Field(max_length=40)
+    resource_id: str | None = Field(default=None, max_length=64, index=True)
+    at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False, index=True)
+    )
+    ip: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=64)
 
 
 class Patient(SQLModel, table=True):
@@ -67,6 +102,8 @@ class Patient(SQLModel, table=True):
     email_suppressed: bool = False
     referred_by: uuid.UUID | None = Field(default=None)
     created_at: datetime = _ts(default_factory=utcnow)
+    # Set by erasure: the row stays as a tombstone (ids the ledger points at), PHI nulled.
+    erased_at: datetime | None = _ts(nullable=True, default=None)
 
 
 class Inquiry(SQLModel, table=True):

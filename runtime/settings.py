@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     daily_message_cap: int = Field(default=3, ge=1)
     relay_interval_seconds: float = Field(default=2.0, gt=0)
     temporal_start_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Take the client IP (audit log, rate limits) from X-Forwarded-For: only behind a proxy that
+    # sets it, otherwise any client could claim any address.
+    trust_proxy_headers: bool = False
+    # POST /v1/inquiries token buckets (requests per minute, also the burst). In-process: with
+    # several API replicas each has its own buckets (see docs/architecture.md).
+    inquiry_rate_per_key_per_minute: int = Field(default=600, ge=1)
+    inquiry_rate_per_ip_per_minute: int = Field(default=600, ge=1)
 
     @field_validator("payload_encryption_keys", mode="after")
     @classmethod

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -35,7 +33,6 @@ def seed_journey(
     first_name: str = "Ada",
     last_name: str = "Lovelace",
 ) -> Seeded:
-    key = secrets.token_urlsafe(16)
     with Session(engine, expire_on_commit=False) as session:
         practice = Practice(
             name="Glow Aesthetics",
@@ -44,8 +41,6 @@ def seed_journey(
             booking_url="https://book.example.com/glow",
             review_url="https://reviews.example.com/glow",
             revenue_lines=[line.value for line in RevenueLine],
-            api_key_hash=hashlib.sha256(key.encode()).hexdigest(),
-            api_key_prefix=key[:8],
         )
         session.add(practice)
         session.flush()

@@ -7,7 +7,8 @@ show decrypted journeys while the Temporal server stores only ciphertext (docs/s
 The UI calls these from the browser (CORS in api/cors.py) with `Content-Type: application/json`,
 `X-Namespace: <namespace>` and, when configured to, `Authorization: Bearer <token>`.
 
-Who may call it: anyone presenting the admin key or a practice key (`Authorization: Bearer`).
+Who may call it: the admin key, or a live practice key whose role has `HISTORY_DECODE`
+(practice admins and staff; not integrations) — `Authorization: Bearer`.
 In **development only**, a request with no Authorization header is also accepted when its Origin
 is one of TEMPORAL_UI_ORIGINS: the dev server's UI (`make run`, :8233) has no way to send a key.
 Origin is a browser's word, not proof (any script can set it), so every other environment -
@@ -25,7 +26,9 @@ from google.protobuf import json_format
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload, Payloads
 
-from api.deps import SessionDep, SettingsDep, _is_admin, _practice_for
+from api.authz import Permission, allowed
+from api.deps import SessionDep, SettingsDep, _is_admin, _live_key
+from models.enums import Role
 from runtime.codec import EncryptionCodec, PayloadDecryptionError
 
 router = APIRouter(prefix="/codec", tags=["codec"])
@@ -52,9 +55,14 @@ def require_codec_access(
 ) -> None:
     if credentials is not None and credentials.credentials:
         key = credentials.credentials
-        if _is_admin(key, settings) or _practice_for(key, session) is not None:
+        if _is_admin(key, settings):
             return
-        raise _unauthorized()  # a wrong key is wrong, whatever the origin
+        row = _live_key(key, session)
+        if row is None:
+            raise _unauthorized()  # a wrong key is wrong, whatever the origin
+        if not allowed(Role(row.role), Permission.HISTORY_DECODE):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this key may not decode")
+        return
     origin = request.headers.get("origin", "").rstrip("/")
     if settings.environment == "development" and origin and origin in settings.ui_origins:
         return

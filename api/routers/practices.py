@@ -1,21 +1,27 @@
-"""Practices: created by the admin; the response carries the practice's API key, once."""
+"""Practices: created by the admin; the response carries the practice's first key (a
+practice_admin key), once. That key creates the practice's other keys (api/routers/api_keys.py)."""
 
 from __future__ import annotations
 
-import secrets
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
-from api.deps import AdminDep, SessionDep, hash_api_key
+from api.audit import Action, add_audit
+from api.authz import Permission
+from api.deps import Principal, SessionDep, hash_api_key, new_api_key, require
 from api.schemas import PracticeCreate, PracticeCreated, PracticeOut
-from models.tables import Practice
+from models.enums import Role
+from models.tables import ApiKey, Practice
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
 
+Admin = Annotated[Principal, Depends(require(Permission.PRACTICE_CREATE))]
+
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PracticeCreated)
-def create_practice(body: PracticeCreate, _: AdminDep, session: SessionDep) -> PracticeCreated:
-    api_key = secrets.token_urlsafe(32)
+def create_practice(body: PracticeCreate, principal: Admin, session: SessionDep) -> PracticeCreated:
+    secret = new_api_key()
     practice = Practice(
         name=body.name,
         timezone=body.timezone,
@@ -23,9 +29,24 @@ def create_practice(body: PracticeCreate, _: AdminDep, session: SessionDep) -> P
         booking_url=str(body.booking_url),
         review_url=str(body.review_url) if body.review_url else None,
         revenue_lines=[line.value for line in body.revenue_lines],
-        api_key_hash=hash_api_key(api_key),
-        api_key_prefix=api_key[:8],
     )
     session.add(practice)
+    session.flush()
+    key = ApiKey(
+        practice_id=practice.id,
+        role=Role.PRACTICE_ADMIN.value,
+        name="initial key",
+        key_hash=hash_api_key(secret),
+        prefix=secret[:8],
+    )
+    session.add(key)
+    add_audit(
+        session, principal, Action.PRACTICE_CREATE, "practice", practice.id, practice_id=practice.id
+    )
     session.commit()
-    return PracticeCreated(**PracticeOut.model_validate(practice).model_dump(), api_key=api_key)
+    return PracticeCreated(
+        **PracticeOut.model_validate(practice).model_dump(),
+        api_key=secret,
+        api_key_id=key.id,
+        api_key_prefix=key.prefix,
+    )

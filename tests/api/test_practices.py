@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from models.tables import Practice
+from models.tables import ApiKey, Practice
 from tests.api.conftest import ADMIN_KEY, Api, Tenant
 
 
@@ -25,8 +25,9 @@ async def test_admin_creates_a_practice_and_its_key_is_shown_once(api: Api) -> N
     assert body["revenue_lines"] == ["surgical", "injectables", "laser_energy", "body_contouring"]
     key = body["api_key"]
     assert len(key) >= 40 and body["api_key_prefix"] == key[:8]
-    stored = api.get(Practice, body["id"])
-    assert stored.api_key_hash == hashlib.sha256(key.encode()).hexdigest()
+    stored = api.get(ApiKey, body["api_key_id"])
+    assert stored.role == "practice_admin" and str(stored.practice_id) == body["id"]
+    assert stored.key_hash == hashlib.sha256(key.encode()).hexdigest()
     assert key not in stored.model_dump_json()
 
 

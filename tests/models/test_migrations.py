@@ -3,12 +3,20 @@ backends, and downgrade cleanly."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
-from models.tables import Practice
+from models.tables import ApiKey, Practice
+from runtime.db import make_engine
+from runtime.migrate import alembic_config
 from tests.seed import seed_journey
 
 
@@ -25,3 +33,35 @@ def test_timestamps_come_back_aware_in_utc(engine: Engine) -> None:
         practice = s.exec(select(Practice).where(Practice.id == seeded.practice.id)).one()
     assert practice.created_at.tzinfo is not None
     assert practice.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+def test_0002_keeps_existing_practice_keys_working(tmp_path: Path) -> None:
+    """Data migration: each practice's pre-0002 key becomes a practice_admin key (same hash),
+    and the downgrade puts it back."""
+    url = f"sqlite:///{tmp_path / 'upgrade.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0001")
+    practice_id = uuid.uuid4()
+    key_hash = hashlib.sha256(b"an existing key").hexdigest()
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO practice (id, name, timezone, state, booking_url, revenue_lines,"
+                    " api_key_hash, api_key_prefix, created_at) VALUES (:id, 'Glow', 'UTC', 'NY',"
+                    " 'https://b.example.com', '[]', :hash, 'prefix', CURRENT_TIMESTAMP)"
+                ),
+                {"id": practice_id.hex, "hash": key_hash},
+            )
+        command.upgrade(cfg, "head")
+        with Session(engine) as s:
+            key = s.exec(select(ApiKey).where(ApiKey.key_hash == key_hash)).one()
+        assert key.practice_id == practice_id and key.role == "practice_admin"
+        assert key.prefix == "prefix" and key.revoked_at is None
+        command.downgrade(cfg, "0001")
+        with engine.connect() as conn:
+            restored: str = conn.execute(sa.text("SELECT api_key_hash FROM practice")).scalar_one()
+        assert restored == key_hash
+    finally:
+        engine.dispose()

@@ -1,0 +1,267 @@
+"""Every endpoint x every caller x own/other practice, with the exact status expected.
+
+The expectation is derived from api/authz.POLICY in one place (`expected`), and the table below
+must name every route the app serves: a new endpoint without a row fails
+`test_every_route_is_in_the_matrix`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
+
+from api.authz import Permission, allowed
+from models.enums import Role
+from tests.api.conftest import ADMIN_KEY, Api, StackFactory, Tenant, sqlite_url
+
+# Open by design: health and docs.
+UNGUARDED = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
+UNGUARDED_PREFIXES: tuple[str, ...] = ()
+
+CALLERS = ("admin", "practice_admin", "staff", "integration", "revoked", "none")
+
+
+@dataclass
+class Practice:
+    tenant: Tenant
+    keys: dict[str, str]  # caller -> bearer secret (practice keys)
+    patient_id: str
+    journey_id: str
+
+
+@dataclass
+class World:
+    api: Api
+    own: Practice
+    other: Practice
+
+    def headers(self, caller: str) -> dict[str, str]:
+        if caller == "none":
+            return {}
+        if caller == "admin":
+            return {"Authorization": f"Bearer {ADMIN_KEY}"}
+        return {"Authorization": f"Bearer {self.own.keys[caller]}"}
+
+
+async def _key(api: Api, tenant: Tenant, role: str) -> dict[str, Any]:
+    r = await api.http.post(
+        "/v1/api-keys", headers=tenant.headers, json={"role": role, "name": f"{role} key"}
+    )
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def _practice(api: Api) -> Practice:
+    tenant = await api.create_practice()
+    keys = {"practice_admin": tenant.key}
+    for role in ("staff", "integration"):
+        keys[role] = (await _key(api, tenant, role))["api_key"]
+    revoked = await _key(api, tenant, "staff")
+    r = await api.http.delete(f"/v1/api-keys/{revoked['id']}", headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    keys["revoked"] = revoked["api_key"]
+    lead = await api.lead(tenant, phone=None, email=f"{uuid.uuid4().hex[:8]}@example.com")
+    return Practice(tenant, keys, lead["patient_id"], lead["journey_id"])
+
+
+@pytest.fixture(scope="module")
+async def world(
+    api_stack: StackFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    async with api_stack(sqlite_url(tmp_path_factory.mktemp("authz"))) as api:
+        yield World(api, await _practice(api), await _practice(api))
+
+
+# ---- the matrix ------------------------------------------------------------------------------
+
+Request = tuple[str, dict[str, Any] | None]  # (path, json body)
+Build = Callable[[World, Practice], Awaitable[Request]]
+
+
+def _inquiry_body() -> dict[str, Any]:
+    return {
+        "channel": "form",
+        "first_name": "Matrix",
+        "email": f"{uuid.uuid4().hex[:10]}@example.com",
+        "interest": "botox",
+    }
+
+
+def _practice_body() -> dict[str, Any]:
+    return {
+        "name": "Matrix",
+        "timezone": "America/New_York",
+        "state": "NY",
+        "booking_url": "https://book.example.com/m",
+    }
+
+
+async def _fresh_patient(world: World, target: Practice) -> str:
+    lead = await world.api.lead(target.tenant, phone=None, email=f"{uuid.uuid4().hex}@example.com")
+    patient_id: str = lead["patient_id"]
+    return patient_id
+
+
+async def _fresh_key(world: World, target: Practice) -> str:
+    key_id: str = (await _key(world.api, target.tenant, "staff"))["id"]
+    return key_id
+
+
+async def _static(path: str, body: dict[str, Any] | None = None) -> Request:
+    return path, body
+
+
+@dataclass(frozen=True)
+class Row:
+    permission: Permission
+    ok: int  # the status a permitted caller gets on its own practice
+    build: Build
+    scoped: bool = True  # the path names a practice's resource (so "other" is a 404)
+
+
+MATRIX: dict[tuple[str, str], Row] = {
+    ("POST", "/v1/practices"): Row(
+        Permission.PRACTICE_CREATE,
+        201,
+        lambda w, p: _static("/v1/practices", _practice_body()),
+        scoped=False,
+    ),
+    ("POST", "/v1/inquiries"): Row(
+        Permission.INQUIRY_CREATE,
+        202,
+        lambda w, p: _static("/v1/inquiries", _inquiry_body()),
+        scoped=False,
+    ),
+    ("GET", "/v1/journeys"): Row(
+        Permission.JOURNEY_READ, 200, lambda w, p: _static("/v1/journeys"), scoped=False
+    ),
+    ("GET", "/v1/journeys/{journey_id}"): Row(
+        Permission.JOURNEY_READ, 200, lambda w, p: _static(f"/v1/journeys/{p.journey_id}")
+    ),
+    ("POST", "/v1/journeys/{journey_id}/events"): Row(
+        Permission.JOURNEY_EVENT_CREATE,
+        202,
+        lambda w, p: _static(
+            f"/v1/journeys/{p.journey_id}/events",
+            {"type": "patient_replied", "id": f"ev-{uuid.uuid4()}", "channel": "email"},
+        ),
+    ),
+    ("GET", "/v1/patients/{patient_id}/messages"): Row(
+        Permission.PATIENT_MESSAGES_READ,
+        200,
+        lambda w, p: _static(f"/v1/patients/{p.patient_id}/messages"),
+    ),
+    ("GET", "/v1/patients/{patient_id}/export"): Row(
+        Permission.PATIENT_EXPORT, 200, lambda w, p: _static(f"/v1/patients/{p.patient_id}/export")
+    ),
+    ("POST", "/v1/patients/{patient_id}/erase"): Row(
+        Permission.PATIENT_ERASE,
+        202,
+        lambda w, p: _erase(w, p),
+    ),
+    ("POST", "/v1/api-keys"): Row(
+        Permission.API_KEY_MANAGE,
+        201,
+        lambda w, p: _static("/v1/api-keys", {"role": "staff", "name": "made in the matrix"}),
+        scoped=False,
+    ),
+    ("GET", "/v1/api-keys"): Row(
+        Permission.API_KEY_MANAGE, 200, lambda w, p: _static("/v1/api-keys"), scoped=False
+    ),
+    ("DELETE", "/v1/api-keys/{key_id}"): Row(
+        Permission.API_KEY_MANAGE, 200, lambda w, p: _key_path(w, p, "")
+    ),
+    ("POST", "/v1/api-keys/{key_id}/rotate"): Row(
+        Permission.API_KEY_MANAGE, 201, lambda w, p: _key_path(w, p, "/rotate")
+    ),
+    ("GET", "/v1/audit"): Row(
+        Permission.AUDIT_READ, 200, lambda w, p: _static("/v1/audit"), scoped=False
+    ),
+    # The codec server is not practice-scoped: it holds keys, not rows.
+    ("POST", "/codec/encode"): Row(
+        Permission.HISTORY_DECODE,
+        200,
+        lambda w, p: _static("/codec/encode", {"payloads": []}),
+        scoped=False,
+    ),
+    ("POST", "/codec/decode"): Row(
+        Permission.HISTORY_DECODE,
+        200,
+        lambda w, p: _static("/codec/decode", {"payloads": []}),
+        scoped=False,
+    ),
+}
+
+
+async def _erase(world: World, target: Practice) -> Request:
+    # A patient of its own: erasing the shared one would end the journey other rows post to.
+    return f"/v1/patients/{await _fresh_patient(world, target)}/erase", None
+
+
+async def _key_path(world: World, target: Practice, suffix: str) -> Request:
+    return f"/v1/api-keys/{await _fresh_key(world, target)}{suffix}", None
+
+
+def expected(caller: str, row: Row, own: bool) -> int:
+    """The whole expectation: 401 before 403 before 404."""
+    if caller in ("none", "revoked"):
+        return 401
+    if not allowed(Role(caller), row.permission):
+        return 403
+    if row.scoped and not own:
+        return 404
+    return row.ok
+
+
+CASES = [
+    pytest.param(method, path, caller, own, id=f"{method} {path} {caller} {scope}")
+    for (method, path), row in MATRIX.items()
+    for caller in CALLERS
+    for own, scope in ((True, "own"), (False, "other"))
+    if own or row.scoped
+]
+
+
+def _walk(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, through included routers (FastAPI >= 0.165 keeps an
+    included router as one wrapper route instead of copying its routes into the app's list)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            yield from _walk(nested.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
+            continue
+        path = prefix + getattr(route, "path", "")
+        if path in UNGUARDED or path.startswith(UNGUARDED_PREFIXES):
+            continue
+        assert isinstance(route, APIRoute), f"unexpected route {path}"
+        yield from ((method, path) for method in route.methods or ())
+
+
+def _served_routes() -> set[tuple[str, str]]:
+    from api.main import create_app
+    from runtime.settings import Settings
+
+    return set(_walk(create_app(Settings(_env_file=None, environment="test")).routes))
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    assert _served_routes() == set(MATRIX)
+
+
+def test_every_permission_is_exercised() -> None:
+    assert {row.permission for row in MATRIX.values()} == set(Permission)
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "own"), CASES)
+async def test_authorization(world: World, method: str, path: str, caller: str, own: bool) -> None:
+    row = MATRIX[(method, path)]
+    target = world.own if own else world.other
+    url, body = await row.build(world, target)
+    r = await world.api.http.request(method, url, headers=world.headers(caller), json=body)
+    assert r.status_code == expected(caller, row, own), r.text
