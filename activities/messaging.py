@@ -70,6 +70,10 @@ class Messaging:
                 .join(Practice, col(Practice.id) == col(Journey.practice_id))
                 .outerjoin(Message, col(Message.idempotency_key) == inp.idempotency_key)
                 .where(col(Journey.id) == uuid.UUID(inp.journey_id))
+                # Locks the patient row until this attempt's first commit: an erasure (which
+                # locks it too) either happens before (we see no address) or after (its scrub
+                # sees our body). PostgreSQL only; SQLite serializes writers anyway.
+                .with_for_update(of=Patient)
             ).first()
             if found is None:
                 raise ApplicationError("journey row not found", non_retryable=True)

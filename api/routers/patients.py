@@ -73,6 +73,9 @@ async def erase(
 ) -> ErasureResult:
     def commit_erasure() -> ErasureResult:
         patient = patient_of(session, principal.practice_id, patient_id)
+        # The send gate locks the patient row while it writes a message body: holding the same
+        # lock, the scrub below cannot miss a body written concurrently.
+        session.refresh(patient, with_for_update=True)
         journey_ids = erase_patient(session, patient)
         add_audit(session, principal, Action.PATIENT_ERASE, "patient", patient.id)
         session.commit()

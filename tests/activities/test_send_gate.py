@@ -3,6 +3,7 @@ idempotency, consent and suppression, the send window with deferral, the daily c
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,8 +13,8 @@ from sqlmodel import Session, select
 from activities.messaging import Messaging
 from activities.providers import OutboundMessage, OutboxProvider, ProviderError
 from models.enums import MessageKind, MessageStatus, Stage
-from models.journey_types import SendInput
-from models.tables import Message, OutboxMessage
+from models.journey_types import SendInput, SendResult
+from models.tables import Message, OutboxMessage, Patient
 from tests.seed import Seeded, seed_journey, suppress
 
 # Wednesday 2026-12-02 18:00 UTC = 10:00 in Los Angeles: inside every window.
@@ -185,3 +186,27 @@ def test_unknown_template_is_recorded_as_failed_not_retried(engine: Engine) -> N
     )
     assert (result.status, result.reason) == (MessageStatus.FAILED, "template error: KeyError")
     assert outbox(engine) == []
+
+
+def test_a_send_waits_for_an_erasure_in_progress(postgres_engine: Engine) -> None:
+    """The gate locks the patient row; so does erasure. A send that starts while an erasure
+    holds the lock sees the erased patient afterwards: nothing to send to, no body written."""
+    seeded = seed_journey(postgres_engine)
+    gate = Messaging(postgres_engine, OutboxProvider(postgres_engine))
+    outcome: dict[str, SendResult] = {}
+    with Session(postgres_engine) as eraser:
+        patient = eraser.get(Patient, seeded.patient.id, with_for_update=True)
+        assert patient is not None
+        sender = threading.Thread(
+            target=lambda: outcome.update(r=gate.send(send_input(seeded, "k")))
+        )
+        sender.start()
+        sender.join(timeout=1.0)  # bounded: proves the send is blocked, not a journey wait
+        assert sender.is_alive(), "the send did not wait for the erasure's lock"
+        patient.first_name = patient.phone = patient.email = None
+        eraser.add(patient)
+        eraser.commit()
+    sender.join(timeout=30)
+    assert outcome["r"].status is MessageStatus.SUPPRESSED
+    assert ledger(postgres_engine, "k").body is None
+    assert outbox(postgres_engine) == []

@@ -1,0 +1,60 @@
+"""No PHI where encryption cannot reach: log lines and error messages. A patient with a
+distinctive name, phone and email goes through intake, bad input, events and the journey's first
+sends, with every Python log record captured at DEBUG (API, relay, worker, activities, SDK)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api.conftest import Api, eventually
+from tests.phi import EMAIL, FIRST, LAST, PHONE, assert_no_phi
+
+BAD_INPUTS = [
+    {"phone": f"{PHONE} ext {FIRST}"},  # not a phone number
+    {"email": EMAIL.replace("@", "@@")},  # not an email
+    {"interest": f"{LAST}-lift"},  # not a service or line
+    {"timezone": f"{FIRST}/{LAST}"},  # not a time zone
+    {"first_name": FIRST * 40},  # too long
+    {"nickname": FIRST},  # unknown field
+]
+
+
+async def test_no_phi_in_log_lines_or_error_messages(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    tenant = await api.create_practice()
+    patient = {
+        "first_name": FIRST,
+        "last_name": LAST,
+        "phone": PHONE,
+        "email": EMAIL,
+        "message": f"{FIRST} {LAST} here, {PHONE}, {EMAIL}",
+        "consent": {"sms": True, "email": True},
+    }
+    for bad in BAD_INPUTS:
+        r = await api.inquiry(tenant, **(patient | bad))
+        assert r.status_code == 422, r.text
+        assert_no_phi(f"the 422 answer to {sorted(bad)}", r.text)
+
+    lead = await api.lead(tenant, **patient, external_id="phi-1")
+    r = await api.inquiry(tenant, **(patient | {"message": "changed"}), external_id="phi-1")
+    assert r.status_code == 409
+    assert_no_phi("the 409 answer", r.text)
+    await eventually(lambda: api.sent(tenant, lead["patient_id"]), "the first reply")
+    appointment = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    for body in (
+        {"type": "consult_booked", "appointment_at": appointment},
+        {"type": "patient_replied", "channel": "sms"},
+        {"type": "consult_booked"},  # 422: no appointment time
+    ):
+        r = await api.event(tenant, lead["journey_id"], **body)
+        assert_no_phi(f"the answer to {body['type']}", r.text)
+
+    records = [r for r in caplog.records if r.levelno >= logging.DEBUG]
+    assert records, "nothing was logged: the check would be vacuous"
+    lines = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
+    assert_no_phi("the log lines", lines)
