@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload, Payloads
 
 from api.authz import Permission, allowed
-from api.deps import SessionDep, SettingsDep, _is_admin, _live_key
+from api.deps import SessionDep, SettingsDep, _is_admin, _live_key, _unauthorized
 from models.enums import Role
 from runtime.codec import EncryptionCodec, PayloadDecryptionError
 
@@ -35,16 +35,8 @@ router = APIRouter(prefix="/codec", tags=["codec"])
 
 _bearer = HTTPBearer(
     auto_error=False,
-    description="Admin key or a practice's API key (development: the Temporal UI's origin)",
+    description="Admin key, or a practice admin's or staff key (development: the UI's origin)",
 )
-
-
-def _unauthorized() -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail="missing or invalid API key",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
 
 
 def require_codec_access(
