@@ -28,6 +28,7 @@ class Action(StrEnum):
     API_KEY_LIST = "api_key.list"
     API_KEY_REVOKE = "api_key.revoke"
     API_KEY_ROTATE = "api_key.rotate"
+    HISTORY_DECODE = "temporal.history.decode"
     AUDIT_READ = "audit.read"
 
 

@@ -24,11 +24,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from temporalio.api.common.v1 import Payload, Payloads
 
-from api.authz import Permission, allowed
-from api.deps import SessionDep, SettingsDep, _is_admin, _live_key, _unauthorized
-from models.enums import Role
+from api.audit import Action, audit_now
+from api.authz import Permission
+from api.deps import Principal, SessionDep, SettingsDep, _unauthorized, require
 from runtime.codec import EncryptionCodec, PayloadDecryptionError
 
 router = APIRouter(prefix="/codec", tags=["codec"])
@@ -39,29 +40,27 @@ _bearer = HTTPBearer(
 )
 
 
+_require_decode = require(Permission.HISTORY_DECODE)
+
+
 def require_codec_access(
     request: Request,
     settings: SettingsDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+) -> Principal | None:
+    """The caller, checked against the role policy like every other endpoint; None only for
+    the development UI's unauthenticated origin."""
     if credentials is not None and credentials.credentials:
-        key = credentials.credentials
-        if _is_admin(key, settings):
-            return
-        row = _live_key(key, session)
-        if row is None:
-            raise _unauthorized()  # a wrong key is wrong, whatever the origin
-        if not allowed(Role(row.role), Permission.HISTORY_DECODE):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this key may not decode")
-        return
+        # A wrong key is wrong whatever the origin: 401, or 403 for a role that may not decode.
+        return _require_decode(request, credentials.credentials, settings, session)
     origin = request.headers.get("origin", "").rstrip("/")
     if settings.environment == "development" and origin and origin in settings.ui_origins:
-        return
+        return None
     raise _unauthorized()
 
 
-CodecAccess = Annotated[None, Depends(require_codec_access)]
+CodecAccess = Annotated[Principal | None, Depends(require_codec_access)]
 
 
 class PayloadsBody(BaseModel):
@@ -103,9 +102,14 @@ async def encode(
 
 @router.post("/decode", responses={400: {"description": "malformed or undecryptable payloads"}})
 async def decode(
-    body: PayloadsBody, request: Request, _: CodecAccess
+    body: PayloadsBody, request: Request, caller: CodecAccess, session: SessionDep
 ) -> dict[str, list[dict[str, Any]]]:
     payloads = _parse(body)
+    if caller is not None:
+        # Decrypted histories hold patient data (a treatment's name, say): reading is audited.
+        await run_in_threadpool(
+            audit_now, session, caller, Action.HISTORY_DECODE, "temporal_payloads", None
+        )
     codec = _codec(request)
     if codec is None:
         return _answer(payloads)

@@ -12,12 +12,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import HTTPException, Request
-from sqlmodel import Session
+from sqlmodel import Session, select
 from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from api.routers.codec import require_codec_access
+from models.tables import AuditEvent
 from runtime.codec import EncryptionCodec, generate_key, parse_keys
 from tests.api.conftest import Api, Tenant, api_settings, sqlite_url, temporal_address
 
@@ -55,6 +56,18 @@ async def test_encode_then_decode_round_trips(api: Api, tenant: Tenant) -> None:
     r = await post(api, "/codec/decode", encoded, api.admin)
     assert r.status_code == 200, r.text
     assert r.json() == {"payloads": [json_payload(), json_payload(b"null")]}
+
+    # Decrypting is reading patient data: audited, under the practice when a practice key did.
+    r = await post(api, "/codec/decode", encoded, tenant.headers)
+    assert r.status_code == 200, r.text
+    with Session(api.engine) as session:
+        rows = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "temporal.history.decode")
+        ).all()
+    assert {(str(row.practice_id), row.actor_role) for row in rows} == {
+        ("None", "admin"),
+        (tenant.id, "practice_admin"),
+    }
 
 
 async def test_decode_passes_plain_payloads_through(api: Api, tenant: Tenant) -> None:
