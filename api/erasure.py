@@ -151,9 +151,21 @@ def _scrub(session: Session, patient: Patient) -> None:
     patient.phone = None
     patient.email = None
     session.add(patient)
+    # Treatments are PHI too: an inquiry keeps its revenue line (the funnel needs it), not the
+    # service asked about; posted events lose their service name.
     session.execute(
-        sa.update(Inquiry).where(col(Inquiry.patient_id) == patient.id).values(message=None)
+        sa.update(Inquiry)
+        .where(col(Inquiry.patient_id) == patient.id)
+        .values(message=None, service=None, interest=Inquiry.revenue_line)
     )
+    journey_ids = select(Journey.id).where(Journey.patient_id == patient.id)
+    events = session.exec(
+        select(JourneyEventRow).where(col(JourneyEventRow.journey_id).in_(journey_ids))
+    ).all()
+    for event in events:
+        if event.payload.get("service") is not None:
+            event.payload = {**event.payload, "service": None}
+            session.add(event)
     session.execute(
         sa.update(Message).where(col(Message.patient_id) == patient.id).values(body=None)
     )

@@ -90,6 +90,10 @@ async def test_erasure_ends_journeys_and_leaves_no_phi(any_api: Api) -> None:
     second = await api.lead(tenant, **(who | {"interest": "laser_hair_removal"}))
     assert second["patient_id"] == lead["patient_id"]
     await eventually(lambda: _replied(api, tenant, lead["patient_id"]), "the instant reply")
+    r = await api.event(
+        tenant, lead["journey_id"], type="treatment_completed", service="lip filler", amount=650
+    )
+    assert r.status_code == 202, r.text
     ledger_before = await api.messages(tenant, lead["patient_id"])
 
     r = await api.http.post(f"/v1/patients/{lead['patient_id']}/erase", headers=tenant.headers)
@@ -121,6 +125,14 @@ async def test_erasure_ends_journeys_and_leaves_no_phi(any_api: Api) -> None:
     assert patient["erased_at"] is not None
     assert [patient[k] for k in ("first_name", "last_name", "phone", "email")] == [None] * 4
     assert all(i["message"] is None for i in export["inquiries"])
+    # Treatments are PHI: the revenue line stays (the funnel), the service names go.
+    assert [(i["interest"], i["service"]) for i in export["inquiries"]] == [
+        ("injectables", None),
+        ("laser_energy", None),
+    ]
+    assert export["journey_events"] and all(
+        e["payload"].get("service") is None for e in export["journey_events"]
+    )
     needles = [who["first_name"], who["last_name"], who["email"], _e164(who["phone"]), who["phone"]]
     assert not any(n.lower() in r_.lower() for n in needles for r_ in [str(export)])
     assert _phi_in_database(api.engine, needles) == []
