@@ -27,7 +27,7 @@ PHI_NEEDLES = [
     "4155550199",
     "415 555 0199",
     "555 0199",
-    "5550199",
+    # Not the bare 7 digits "5550199": a timestamp's nanoseconds can hold them by chance.
 ]
 
 # The keys of the SDK core's local-activity marker metadata (all ids, counters and times).

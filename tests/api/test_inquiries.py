@@ -51,7 +51,11 @@ async def test_inquiry_starts_a_journey_and_the_reply_goes_out(
     patient = any_api.get(Patient, lead["patient_id"])
     assert (patient.phone, patient.email) == ("+12125550123", "ada@example.com")
     assert (patient.sms_consent, patient.email_consent) == (True, False)
-    assert "555" not in journey["workflow_id"] and "ada" not in journey["workflow_id"]
+    # Exactly ids and the line: journey-{practice}-{patient}-{line} (a substring check for "555"
+    # would be fooled by a UUID that happens to contain it).
+    assert journey["workflow_id"] == (
+        f"journey-{tenant.id}-{lead['patient_id']}-{journey['revenue_line']}"
+    )
     inquiry = any_api.get(Inquiry, lead["inquiry_id"])
     assert inquiry.status == "journey_started"
 
