@@ -17,9 +17,6 @@ class Stage(StrEnum):
     REVIEWS_REFERRALS = "reviews_referrals"
 
 
-STAGE_ORDER: tuple[Stage, ...] = tuple(Stage)
-
-
 class JourneyStatus(StrEnum):
     PENDING = "pending"  # accepted, workflow not started yet (relay will start it)
     ACTIVE = "active"

@@ -61,7 +61,7 @@ class JourneyMemory:
     transitions: int = 0  # sequence number of recorded transitions, for idempotent recording
     stage_entered_at: datetime | None = None
     appointment_at: datetime | None = None
-    bookings: int = 0  # appointment version: a reschedule re-arms reminders under new keys
+    bookings: int = 0  # bookings and reschedules heard; reminders re-arm through `visit`
     treatments: int = 0  # in this series/package/cycle family
     last_treatment_at: datetime | None = None
     last_service: str | None = None
