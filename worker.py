@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.journey_records import JourneyRecords
+from activities.library import LibraryActivities
 from activities.messaging import Messaging
 from activities.providers import OutboxProvider, Provider
 from runtime.db import make_engine
@@ -37,6 +38,7 @@ def build_worker(
     max_concurrent_activities: int = 16,
 ) -> Worker:
     records = JourneyRecords(engine)
+    library = LibraryActivities(engine)
     messaging = Messaging(
         engine, provider or build_provider(settings, engine), daily_cap=settings.daily_message_cap
     )
@@ -47,6 +49,7 @@ def build_worker(
         activities=[
             records.write,
             messaging.send,
+            library.resolve_track,
         ],
         # Activities are synchronous database code; they run on this pool.
         activity_executor=ThreadPoolExecutor(max_concurrent_activities),

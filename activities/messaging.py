@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -31,7 +32,8 @@ from activities.send_window import next_allowed
 from activities.templates import render
 from models.enums import Channel, Direction, MessageKind, MessageStatus
 from models.journey_types import SendInput, SendResult
-from models.tables import Journey, Message, Patient, Practice
+from models.tables import Journey, Message, Patient, Practice, PracticeLibrary
+from workflows.catalog import find_service
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,12 @@ class Messaging:
                     return self._defer(session, row, capped_until, "daily message cap")
 
             try:
-                subject, body = render(inp.template, self._context(patient, practice, inp))
+                edits = session.get(PracticeLibrary, practice.id)
+                subject, body = render(
+                    inp.template,
+                    self._context(patient, practice, inp, edits),
+                    edits.templates if edits else None,
+                )
             except (KeyError, TemplateError) as err:
                 # A broken template will not mend itself on retry: record it, don't loop.
                 why = f"template error: {type(err).__name__}"
@@ -194,7 +201,13 @@ class Messaging:
             oldest_at = oldest_at.replace(tzinfo=UTC)
         return oldest_at + CAP_WINDOW + timedelta(minutes=1)
 
-    def _context(self, patient: Patient, practice: Practice, inp: SendInput) -> dict[str, str]:
+    def _context(
+        self,
+        patient: Patient,
+        practice: Practice,
+        inp: SendInput,
+        edits: PracticeLibrary | None,
+    ) -> dict[str, str]:
         appointment = ""
         if inp.appointment_at is not None:
             local = inp.appointment_at.astimezone(ZoneInfo(patient.timezone or practice.timezone))
@@ -205,6 +218,8 @@ class Messaging:
             "booking_url": practice.booking_url,
             "review_url": practice.review_url or practice.booking_url,
             "appointment": appointment,
+            "treatment": _treatment(inp.service, edits),
+            "referral_url": _with_query(practice.booking_url, "ref", str(patient.id)),
         }
 
     # ---- outcomes ---------------------------------------------------------------------------
@@ -236,3 +251,18 @@ class Messaging:
             retry_at=row.retry_at,
             reason=row.status_reason,
         )
+
+
+def _treatment(service: str | None, edits: PracticeLibrary | None) -> str:
+    """A treatment is PHI: named only when the practice opted in, else a neutral phrase."""
+    found = find_service(service)
+    if found is None or edits is None or not edits.show_treatment_names:
+        return "your treatment"
+    return found.name
+
+
+def _with_query(url: str, key: str, value: str) -> str:
+    """The booking link with the referrer's opaque id, for referral attribution."""
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query), (key, value)])
+    return urlunsplit(parts._replace(query=query))
