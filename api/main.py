@@ -26,6 +26,7 @@ from api.routers import (
     health,
     inquiries,
     journeys,
+    library,
     patients,
     practices,
 )
@@ -78,6 +79,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ErrorShield)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(CodecCORS, origins=app.state.settings.ui_origins)
-    for module in (health, practices, api_keys, inquiries, journeys, patients, audit, codec):
+    for module in (
+        health,
+        practices,
+        api_keys,
+        inquiries,
+        journeys,
+        patients,
+        audit,
+        codec,
+        library,
+    ):
         app.include_router(module.router)
     return app

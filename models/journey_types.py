@@ -86,6 +86,7 @@ class JourneyMemory:
     library: bool = False
     track: TrackSpec | None = None
     interest: str | None = None
+    asked: dict[str, datetime] = field(default_factory=dict)  # review/referral ask -> when
 
 
 @dataclass

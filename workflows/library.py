@@ -298,8 +298,11 @@ def _post_treatment(family: str, service: Service, kind: str) -> SequenceSpec:
     elif service.is_series:
         gap = service.session_interval_days or 42
         package = service.results_check_days is not None
+        # The booking nudge comes a week before the session is due (half the gap for short
+        # gaps), so the patient can book on time; the missed-session nudge two weeks after.
+        ahead = max(gap - 7, gap // 2, 1)
         steps = [
-            _step("next_session", gap * DAY, f"next_session_{family}", CARE, when="series_open"),
+            _step("next_session", ahead * DAY, f"next_session_{family}", CARE, when="series_open"),
             _step("missed_session", (gap + 14) * DAY, "series_missed_session", when="series_open"),
         ]
         if package:

@@ -10,7 +10,7 @@ staff tasks, notes) goes to a `Listener`, in order, as it happens."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from models.enums import (
@@ -25,6 +25,9 @@ from models.enums import (
 from models.journey_types import InquirySignal, JourneyEvent, JourneyMemory
 from models.track_types import OutcomeSpec, SequenceSpec, StepSpec, TrackSpec
 
+# The review and referral asks go to every patient (no review gating), once a year at most.
+ASKED_AT_MOST_YEARLY = ("review_ask", "referral_ask")
+ASK_INTERVAL = timedelta(days=365)
 PRE_TREATMENT = (
     Stage.INQUIRY,
     Stage.SPEED_TO_LEAD,
@@ -164,6 +167,12 @@ class JourneyMachine:
         if paused:
             self.done(key, f"skipped {step.key}: journey paused")
             return False
+        if self.m.library and step.key in ASKED_AT_MOST_YEARLY:
+            last = self.m.asked.get(step.key)
+            if last is not None and now - last < ASK_INTERVAL:
+                # A recurring patient (tox every 90 days) is asked once a year, not each visit.
+                self.done(key, f"skipped {step.key}: asked within the year")
+                return False
         if step.task:
             self._out.staff_task(step.task, key)
             self.done(key, f"staff task {step.task}")
@@ -192,6 +201,8 @@ class JourneyMachine:
                 return
         self.m.deferrals.pop(key, None)
         self.done(key, f"{step.template}: {status.value}")
+        if self.m.library and step.key in ASKED_AT_MOST_YEARLY and status is MessageStatus.SENT:
+            self.m.asked[step.key] = now
         if step.branch is not None and status is MessageStatus.SENT:
             self._record(self.m.stage, step.branch, f"{step.key} sent", now, branch=True)
 

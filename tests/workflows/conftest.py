@@ -96,7 +96,12 @@ class Harness:
         return seed_journey(self.engine, **kw)  # type: ignore[arg-type]
 
     async def start(
-        self, seeded: Seeded, *, channel: str = "form", channels: list[Channel] | None = None
+        self,
+        seeded: Seeded,
+        *,
+        channel: str = "form",
+        channels: list[Channel] | None = None,
+        service: str | None = None,
     ) -> WorkflowHandle[JourneyWorkflow, JourneyResult]:
         j = seeded.journey
         handle = await self.client.start_workflow(
@@ -113,7 +118,9 @@ class Harness:
             task_queue=self.task_queue,
             start_signal=SIGNAL_INQUIRY,
             start_signal_args=[
-                InquirySignal(id=str(uuid.uuid4()), at=await self.now(), channel=channel)
+                InquirySignal(
+                    id=str(uuid.uuid4()), at=await self.now(), channel=channel, service=service
+                )
             ],
             search_attributes=journey_search_attributes(
                 str(j.practice_id), str(j.patient_id), j.revenue_line

@@ -267,7 +267,9 @@ async def test_staff_pause_skips_everything_until_resumed(harness: Harness) -> N
     assert harness.journey(seeded).status == "paused"
     await harness.signal(handle, EventType.STAFF_RESUMED)
     await harness.advance(2 * D)
-    assert "nurture_aesthetic_2" in [m.template for m in harness.sent(seeded)]  # day 3, after resuming
+    assert "nurture_aesthetic_2" in [
+        m.template for m in harness.sent(seeded)
+    ]  # day 3, after resuming
 
 
 async def test_search_attributes_follow_the_journey(harness: Harness) -> None:
