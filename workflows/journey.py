@@ -68,7 +68,7 @@ class JourneyWorkflow:
         ]
         self._m.pending_events = []
         self._m.pending_inquiries = []
-        self._next: _Planned | None = None
+        self._next: Planned | None = None
         self._writes = JourneyWrites(journey_id=inp.journey_id)
         self._history: list[str] = []
 

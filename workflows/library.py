@@ -171,6 +171,7 @@ def _shared(line: RevenueLine) -> dict[str, SequenceSpec]:
 
 
 def _new_lead(family: str, kind: str) -> SequenceSpec:
+    days: tuple[int, ...]
     if kind == "surgical":
         days, generic, cold_after = (1, 3, 7, 14, 30), "nurture_surgical", 45
     elif kind == "derm":
@@ -224,6 +225,7 @@ def _consult_reminders(family: str, kind: str) -> SequenceSpec:
 
 
 def _quote_follow_up(family: str, kind: str) -> SequenceSpec:
+    days: tuple[int, ...]
     if kind == "surgical":
         days, quiet = (1, 4, 10, 21, 35), 50
     elif kind == "derm":
@@ -294,7 +296,10 @@ def _post_treatment(family: str, service: Service, kind: str) -> SequenceSpec:
         ]
         steps.append(_step("cross_sell", 380 * DAY, "cross_sell_maintenance"))
         outcomes = [_end(JourneyStatus.CLOSED_WON, 400 * DAY, "post-op cadence complete")]
-        description = "Post-op care check-ins (day 1 to month 12; a worried reply goes to staff), then a maintenance cross-sell."
+        description = (
+            "Post-op care check-ins (day 1 to month 12; a worried reply goes to staff), then a "
+            "maintenance cross-sell."
+        )
     elif service.is_series:
         gap = service.session_interval_days or 42
         package = service.results_check_days is not None
@@ -350,7 +355,10 @@ def _post_treatment(family: str, service: Service, kind: str) -> SequenceSpec:
             _step("recall_last", (due + 30) * DAY, "recall_last"),
         ]
         outcomes = [_to(Stage.REACTIVATION, lapsed, (due + 60) * DAY, "recall lapsed")]
-        description = f"Recall due {due} days after the visit (a heads-up two weeks before, never sooner than allowed), then two follow-ups."
+        description = (
+            f"Recall due {due} days after the visit (a heads-up two weeks before, never sooner "
+            "than allowed), then two follow-ups."
+        )
     return SequenceSpec(
         f"{family}.post_treatment", "post_treatment", Stage.REBOOK, description, steps, outcomes
     )
@@ -383,8 +391,11 @@ def build_track(family: str, service: Service) -> TrackSpec:
         "quote_follow_up": _quote_follow_up(family, kind),
         "post_treatment": _post_treatment(family, service, kind),
         "review_referral": _review_referral(family, service, kind),
-        "reactivation_lapsed": _reactivation_lapsed(family, service),
     }
+    if kind != "surgical":
+        # A post-op cadence ends the journey (closed_won): there is no lapsed recall to win
+        # back; the maintenance cross-sell is the surgical patient's way back in.
+        sequences["reactivation_lapsed"] = _reactivation_lapsed(family, service)
     return TrackSpec(
         id=f"{line.value}.{family}",
         line=line,
