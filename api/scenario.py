@@ -33,8 +33,8 @@ MAX_DAY = 3650
 MAX_EVENTS = 100
 
 _EVENT = re.compile(
-    r"^(?P<type>[a-z_]+)@(?P<day>\d{1,4})(?:T(?P<time>\d{1,2}:\d{2}))?"
-    r"(?:>(?P<appt_day>\d{1,4})(?:T(?P<appt_time>\d{1,2}:\d{2}))?)?"
+    r"^(?P<type>[a-z_]+)@(?P<day>\d{1,4})(?:t(?P<time>\d{1,2}:\d{2}))?"
+    r"(?:>(?P<appt_day>\d{1,4})(?:t(?P<appt_time>\d{1,2}:\d{2}))?)?"
     r"(?::(?P<service>[a-z0-9_]+))?$"
 )
 

@@ -160,12 +160,13 @@ class JourneyWorkflow:
     async def run(self, inp: JourneyInput) -> JourneyResult:
         machine = self._machine
         first_run = not self._m.chain_id
-        library = self._m.library or workflow.patched(PATCH_TRACK_LIBRARY)
-        if not library:
+        if not self._m.library and workflow.patched(PATCH_TRACK_LIBRARY):
+            self._m.library = True
+        if not self._m.library:
             machine.track = legacy_track_spec(inp.revenue_line)
         if first_run:
             await self._begin()
-        if library and self._m.track is None:
+        if self._m.library and self._m.track is None:
             await self._resolve_track()
         while not machine.ended:
             if self._inbox:
@@ -239,7 +240,6 @@ class JourneyWorkflow:
             retry_policy=ACTIVITY_RETRY,
             summary="resolve the practice's track for this cycle",
         )
-        self._m.library = True
         self._m.track = track
         self._machine.track = track
         self.note(f"track {track.id} version {track.version}")
