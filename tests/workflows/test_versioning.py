@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from models.enums import EventType
+from models.enums import EventType, RevenueLine
 from models.tables import PracticeLibrary
 from tests.workflows.conftest import Harness
 from workflows.journey import JourneyWorkflow
@@ -60,3 +60,16 @@ async def test_the_referral_ask_carries_the_patients_link(harness: Harness) -> N
     [referral] = [m for m in harness.sent(seeded) if m.template == "referral_ask"]
     # The booking page hands `ref` back as the friend's inquiry's `referred_by`.
     assert f"https://book.example.com/glow?ref={seeded.patient.id}" in (referral.body or "")
+
+
+async def test_a_reply_after_surgery_goes_to_staff_as_a_care_concern(harness: Harness) -> None:
+    seeded = harness.seed(line=RevenueLine.SURGICAL)
+    handle = await harness.start(seeded, service="rhinoplasty")
+    await harness.signal(handle, EventType.TREATMENT_COMPLETED, service="rhinoplasty")
+    await harness.advance(2 * D)
+    await harness.signal(handle, EventType.PATIENT_REPLIED, channel="sms")
+    await harness.advance(8 * D)
+    assert "post_op_reply" in harness.tasks(seeded)
+    # Care check-ins continue (a reply pauses marketing, not care).
+    sent = [m.template for m in harness.sent(seeded)]
+    assert sent[-2:] == ["post_op_nose_d1", "post_op_w1"]
