@@ -21,6 +21,7 @@ class Permission(StrEnum):
     API_KEY_MANAGE = "api_key.manage"
     AUDIT_READ = "audit.read"
     HISTORY_DECODE = "temporal.history.decode"  # the codec server, for the Temporal UI
+    INTEGRATION_MANAGE = "integration.manage"  # EMR integrations: credentials, test, status
 
 
 _A, _PA, _S, _I = Role.ADMIN, Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION
@@ -39,7 +40,13 @@ POLICY: dict[Permission, frozenset[Role]] = {
     # Decrypting journey histories is reading patient data: people, not integrations. The
     # platform admin may too — it operates the Temporal cluster whose UI calls the codec.
     Permission.HISTORY_DECODE: frozenset({_A, _PA, _S}),
+    # Vendor credentials are the practice's keys to its EMR: practice admins only.
+    Permission.INTEGRATION_MANAGE: frozenset({_PA}),
 }
+
+# Routes that take no API key because the sender proves itself another way: EMR (and later
+# Twilio/SendGrid) webhooks are verified by their signature, per integration, in the endpoint.
+SIGNATURE_AUTHENTICATED_PREFIXES = ("/v1/webhooks/",)
 
 # Roles a practice key may have (the admin key lives in settings, never in the table).
 KEY_ROLES = (Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION)

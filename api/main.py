@@ -23,8 +23,10 @@ from api.routers import (
     api_keys,
     audit,
     codec,
+    emr_webhooks,
     health,
     inquiries,
+    integrations,
     journeys,
     patients,
     practices,
@@ -78,6 +80,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ErrorShield)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(CodecCORS, origins=app.state.settings.ui_origins)
-    for module in (health, practices, api_keys, inquiries, journeys, patients, audit, codec):
+    for module in (
+        health,
+        practices,
+        api_keys,
+        inquiries,
+        journeys,
+        patients,
+        audit,
+        codec,
+        integrations,
+        emr_webhooks,
+    ):
         app.include_router(module.router)
     return app
