@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from api.schemas import RequestBody, ResponseBody, WebUrl
 from integrations.mapping import validate_target
@@ -18,6 +18,8 @@ from models.enums import RevenueLine
 CredentialValue = Annotated[str, Field(min_length=1, max_length=4000)]
 MapKey = Annotated[str, Field(min_length=1, max_length=200)]
 DEFAULT_POLL_SECONDS = 300
+PLACEHOLDER = "{vendor_patient_id}"
+_WEB_URL: TypeAdapter[object] = TypeAdapter(WebUrl)
 
 
 class IntegrationCreate(RequestBody):
@@ -43,7 +45,11 @@ class IntegrationCreate(RequestBody):
         description="Vendor service id or name -> catalog service key or revenue line",
     )
     default_revenue_line: RevenueLine | None = None
-    booking_url: WebUrl | None = None
+    booking_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Booking link for messages; `{vendor_patient_id}` is filled in when known",
+    )
     poll_interval_seconds: int | None = Field(default=None, ge=60, le=86400)
 
     @field_validator("credentials", "service_map")
@@ -57,6 +63,18 @@ class IntegrationCreate(RequestBody):
                 item.encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError("must be valid Unicode text") from None
+        return value
+
+    @field_validator("booking_url")
+    @classmethod
+    def _booking_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Checked as a URL with the placeholder filled, stored as given (braces unescaped).
+        try:
+            _WEB_URL.validate_python(value.replace(PLACEHOLDER, "x"))
+        except ValidationError:
+            raise ValueError("not an http(s) URL") from None
         return value
 
     @field_validator("service_map")

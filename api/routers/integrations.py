@@ -92,7 +92,7 @@ async def create_integration(
         credentials="",
         service_map=dict(body.service_map),
         default_revenue_line=body.default_revenue_line.value if body.default_revenue_line else None,
-        booking_url=str(body.booking_url) if body.booking_url else None,
+        booking_url=body.booking_url,
         poll_interval_seconds=(body.poll_interval_seconds or DEFAULT_POLL_SECONDS)
         if body.polls
         else None,

@@ -95,6 +95,7 @@ async def test_vendor_sequence_moves_the_journey_as_our_api_does(
 
     r = await api.http.get(f"/v1/integrations/{integration['id']}", headers=tenant.headers)
     assert r.json()["events_received"] == len(shapes.STEPS)
+    assert integration["webhook_secret"] not in r.text  # shown once, at creation
     assert r.json()["last_event_at"] is not None
 
 
