@@ -49,7 +49,9 @@ def _parse(model: Any, data: dict[str, Any]) -> Any:
     except ValidationError as exc:
         # Field paths only: a FHIR validation message may quote the value (PHI).
         where = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})[:5]
-        raise PayloadError(f"invalid FHIR {data.get('resourceType')}: {', '.join(where)}") from None
+        kind = data.get("resourceType")
+        kind = kind if kind in ("Appointment", "Patient", "Bundle") else "resource"
+        raise PayloadError(f"invalid FHIR {kind}: {', '.join(where)}") from None
 
 
 def resources(payload: dict[str, Any], version: FhirVersion = "R4") -> list[dict[str, Any]]:

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from temporalio.client import Client, ScheduleOverlapPolicy
 from temporalio.service import RPCError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.emr import EmrActivities
+from integrations.schedules import reconcile
 from models.emr_types import (
     EMR_POLL_WORKFLOW_NAME,
     BookingLinkInput,
@@ -27,7 +28,7 @@ from models.emr_types import (
     ReadAppointmentInput,
     poll_schedule_id,
 )
-from tests.api.conftest import Api, Tenant, eventually
+from tests.api.conftest import Api, StackFactory, Tenant, eventually, sqlite_url
 from tests.api.emr_helpers import create_integration, same_journey, twins
 from tests.integrations import fake_vendor
 from tests.integrations import vendor_shapes as shapes
@@ -233,3 +234,24 @@ async def test_outbound_activities(api: Api, tenant: Tenant, fake: fake_vendor.F
     assert (bl.found, bl.status) == (True, "completed")
     r = await api.http.post(f"/v1/integrations/{blvd['id']}/test", headers=tenant.headers)
     assert r.json()["ok"] is True
+
+
+async def test_schedule_registered_later_when_temporal_was_down(
+    api_stack: StackFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+    temporal_dev: WorkflowEnvironment,
+    fake: fake_vendor.FakeVendor,
+) -> None:
+    """Created while Temporal is down: `pending`; the relay's reconcile registers it."""
+    url = sqlite_url(tmp_path_factory.mktemp("emr-sched"))
+    async with api_stack(url, temporal="127.0.0.1:1", worker=False) as down:
+        tenant = await down.create_practice()
+        integration = await create_integration(down, tenant, **_config("fhir_r4", fake.url))
+        assert integration["schedule_state"] == "pending"
+        client = temporal_dev.client
+        assert await reconcile(client, down.settings, down.engine) == 1
+        r = await down.http.get(f"/v1/integrations/{integration['id']}", headers=tenant.headers)
+        assert r.json()["schedule_state"] == "registered"
+        handle = client.get_schedule_handle(poll_schedule_id(integration["id"]))
+        assert (await handle.describe()).id == poll_schedule_id(integration["id"])
+        await handle.delete()

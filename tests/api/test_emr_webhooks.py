@@ -6,13 +6,21 @@ for a patient we do not know enrols them; with Temporal down nothing is lost."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
-from models.tables import EmrInboundEvent, Inquiry, Journey, JourneyEventRow, PatientExternalId
+from models.tables import (
+    EmrInboundEvent,
+    Inquiry,
+    Journey,
+    JourneyEventRow,
+    Patient,
+    PatientExternalId,
+)
 from tests.api.conftest import Api, StackFactory, Tenant, eventually, sqlite_url
 from tests.api.emr_helpers import (
     PHONE_A,
@@ -181,6 +189,32 @@ async def test_temporal_down_loses_nothing(
         assert r.status_code == 200 and r.json()["applied"] == 1
         with Session(down.engine) as session:
             rows = session.exec(select(JourneyEventRow)).all()
-            journey = session.get(Journey, __import__("uuid").UUID(lead["journey_id"]))
+            journey = session.get(Journey, uuid.UUID(lead["journey_id"]))
         assert [(r.type, r.status) for r in rows] == [("consult_booked", "pending")]
         assert journey is not None and journey.status == "pending"
+
+
+async def test_guest_updated_fills_in_a_known_patient_and_links_them(
+    api: Api, tenant: Tenant
+) -> None:
+    integration = await create_integration(
+        api, tenant, vendor="zenoti", name="z", credentials={"api_key": "k"}
+    )
+    lead = await api.lead(tenant, phone=PHONE_A, email=None)
+    body = shapes.fixture("zenoti_guest_created")
+    body["event_type"] = "Guest.Updated"
+    r = await post_webhook(api, integration, _raw(body))
+    assert r.status_code == 200 and r.json()["applied"] == 1
+    with Session(api.engine) as session:
+        patient = session.get(Patient, uuid.UUID(lead["patient_id"]))
+        assert patient is not None and patient.email == "ada.lovelace@example.com"
+        assert patient.first_name == "Ada"  # the lead's own name is never overwritten
+        link = session.exec(
+            select(PatientExternalId).where(PatientExternalId.patient_id == patient.id)
+        ).one()
+    assert link.vendor_patient_id == body["data"]["guest"]["id"]
+    # A guest we have never heard of is not a lead: nothing is created.
+    body["id"] = "other"
+    body["data"]["guest"] |= {"id": "g-2", "mobile_phone": None, "email": "new@example.com"}
+    r = await post_webhook(api, integration, _raw(body))
+    assert r.status_code == 200 and r.json()["applied"] == 0
