@@ -130,7 +130,7 @@ class FhirSource:
 
     async def changed_since(
         self, cursor: datetime | None, now: datetime
-    ) -> tuple[list[NormalizedEvent], datetime | None, int]:
+    ) -> tuple[list[NormalizedEvent], datetime, int]:
         """(events, new cursor, pages read)."""
         since = cursor or now - FIRST_POLL_LOOKBACK
         url: str | None = f"{self._base}/Appointment"
@@ -151,11 +151,10 @@ class FhirSource:
             pages += 1
             url, params = fhir.next_link(bundle), None
         newest = fhir.last_updated(i for i in items if i.get("resourceType") == "Appointment")
-        return (
-            fhir.appointment_events(items, self.version),
-            max((t for t in (cursor, newest) if t is not None), default=None),
-            pages,
-        )
+        # Nothing new: the window's start becomes the cursor, so a quiet integration does not
+        # re-read a sliding day on every tick.
+        moved = max((t for t in (cursor, newest) if t is not None), default=since)
+        return fhir.appointment_events(items, self.version), moved, pages
 
     async def appointment(self, appointment_id: str) -> dict[str, Any] | None:
         r = await self.get(f"{self._base}/Appointment/{appointment_id}")
