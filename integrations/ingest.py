@@ -160,6 +160,11 @@ def _transition(
                 start,
             )
         return status, None
+    if event.kind is Kind.TREATMENT_COMPLETED:
+        # An invoice is its own fact even after the visit was marked complete.
+        return status, _Step(EventType.TREATMENT_COMPLETED, f"{base}:treated")
+    if status is ApptStatus.COMPLETED and event.awaits_invoice:
+        return status, None
     if before == status:
         return status, None
     if status is ApptStatus.CANCELLED:
@@ -306,9 +311,8 @@ def _ingest_one(
             known.start_at = event.appointment_at or known.start_at
             known.updated_at = utcnow()
             session.add(known)
-        elif patient is not None and event.appointment_id and status is ApptStatus.TENTATIVE:
-            pass  # not booked yet: remembered when it is
-        return _finish(session, integration, event, source, "ignored", "no change", patient)
+        detail = "awaiting the invoice" if event.awaits_invoice else "no change"
+        return _finish(session, integration, event, source, "ignored", detail, patient)
     if step.type in (EventType.CONSULT_BOOKED, EventType.APPOINTMENT_RESCHEDULED) and (
         step.appointment_at is None
     ):

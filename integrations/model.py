@@ -74,6 +74,9 @@ class NormalizedEvent:
     services: list[str] = field(default_factory=list)  # vendor service names or ids
     amount: float | None = None
     invoice_id: str | None = None
+    # The vendor sends an invoice for this visit (Zenoti): the invoice, with its amount, tells
+    # the journey of the treatment; the completion only updates the appointment's state.
+    awaits_invoice: bool = False
 
 
 class PayloadError(ValueError):

@@ -152,7 +152,11 @@ def parse_webhook(body: dict[str, Any], tz: str | None = None) -> list[Normalize
             if event_type.endswith("Started")
             else (Kind.APPOINTMENT_COMPLETED)
         )
-        return [_appointment(event_id, kind, item, guest, at, tz)]
+        event = _appointment(event_id, kind, item, guest, at, tz)
+        # Zenoti closes an invoice for every visit: that carries the amount, so it is the one
+        # that tells the journey of the treatment.
+        event.awaits_invoice = kind is Kind.APPOINTMENT_COMPLETED
+        return [event]
     return []  # memberships, packages, classes, employees: not journey events
 
 

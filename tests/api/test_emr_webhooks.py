@@ -218,3 +218,25 @@ async def test_guest_updated_fills_in_a_known_patient_and_links_them(
     body["data"]["guest"] |= {"id": "g-2", "mobile_phone": None, "email": "new@example.com"}
     r = await post_webhook(api, integration, _raw(body))
     assert r.status_code == 200 and r.json()["applied"] == 0
+
+
+async def test_zenoti_visit_completed_then_invoiced_is_one_treatment_with_its_amount(
+    api: Api, tenant: Tenant
+) -> None:
+    config, _ = VENDORS["zenoti"]
+    integration = await create_integration(api, tenant, vendor="zenoti", name="z", **config)
+    lead = await api.lead(tenant, phone=PHONE_A, email=None)
+    t = shapes.timeline()
+    completed = shapes.zenoti("arrived", t)
+    completed |= {"id": completed["id"] + "-done", "event_type": "Appointment.Completed"}
+    for body in (shapes.zenoti("booked", t), completed, shapes.zenoti("treated", t)):
+        r = await post_webhook(api, integration, _raw(body))
+        assert r.status_code == 200, r.text
+    with Session(api.engine) as session:
+        rows = session.exec(
+            select(JourneyEventRow).where(
+                JourneyEventRow.journey_id == uuid.UUID(lead["journey_id"])
+            )
+        ).all()
+    treatments = [row.payload for row in rows if row.type == "treatment_completed"]
+    assert [(p["service"], p["amount"]) for p in treatments] == [("botox", 488.0)]
