@@ -217,7 +217,8 @@ class EmrActivities:
     @activity.defn(name="emr_find_or_create_patient")
     async def find_or_create_patient(self, inp: PatientLinkInput) -> PatientLinkResult:
         """Our patient's id in the EMR: the stored link, else a search by phone and email,
-        else a new EMR patient. Built for FHIR sources; Boulevard and Zenoti are not yet."""
+        else a new EMR patient. Built for FHIR sources and Zenoti (its `center_id` credential
+        says where new guests go); not for Boulevard yet."""
         loaded = await asyncio.to_thread(self._load, inp.integration_id)
         if loaded is None:
             raise ApplicationError("integration inactive", type="NotSupported", non_retryable=True)
@@ -241,17 +242,29 @@ class EmrActivities:
             raise ApplicationError("no such patient", type="NotSupported", non_retryable=True)
         if linked is not None:
             return PatientLinkResult(linked, created=False)
+        vendor = Vendor(integration.vendor)
         async with self._http() as http:
-            source = fhir_source(Vendor(integration.vendor), integration.base_url, creds, http)
-            if source is None:
-                raise ApplicationError(
-                    f"find-or-create not built for {integration.vendor}",
-                    type="NotSupported",
-                    non_retryable=True,
+            if vendor is Vendor.ZENOTI and creds.get("center_id"):
+                vendor_id, created = await zenoti.ZenotiClient(
+                    http, integration.base_url, creds
+                ).find_or_create_guest(
+                    creds["center_id"],
+                    patient.phone,
+                    patient.email,
+                    patient.first_name,
+                    patient.last_name,
                 )
-            vendor_id, created = await source.find_or_create_patient(
-                patient.phone, patient.email, patient.first_name, patient.last_name
-            )
+            else:
+                source = fhir_source(vendor, integration.base_url, creds, http)
+                if source is None:
+                    raise ApplicationError(
+                        f"find-or-create not built for {integration.vendor}",
+                        type="NotSupported",
+                        non_retryable=True,
+                    )
+                vendor_id, created = await source.find_or_create_patient(
+                    patient.phone, patient.email, patient.first_name, patient.last_name
+                )
 
         def link() -> None:
             with session_scope(self._engine) as session:

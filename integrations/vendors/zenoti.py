@@ -179,3 +179,38 @@ class ZenotiClient:
         r.raise_for_status()
         body: dict[str, Any] = r.json()
         return body
+
+    async def find_or_create_guest(
+        self,
+        center_id: str,
+        phone: str | None,
+        email: str | None,
+        first: str | None,
+        last: str | None,
+    ) -> tuple[str, bool]:
+        """(guest id, created). Search by phone, then email; else create in the center."""
+        for key, value in (("phone", phone), ("email", email)):
+            if not value:
+                continue
+            r = await self._http.get(
+                f"{self._url}/v1/guests/search",
+                params={"center_id": center_id, key: value},
+                headers=self._headers,
+            )
+            r.raise_for_status()
+            guests = r.json().get("guests") or []
+            if guests and isinstance(guests[0], dict) and guests[0].get("id"):
+                return str(guests[0]["id"]), False
+        personal: dict[str, Any] = {"first_name": first, "last_name": last, "email": email}
+        if phone and phone.startswith("+1"):
+            personal["mobile_phone"] = {"country_code": 1, "number": phone[2:]}
+        r = await self._http.post(
+            f"{self._url}/v1/guests",
+            json={"center_id": center_id, "personal_info": personal},
+            headers=self._headers,
+        )
+        r.raise_for_status()
+        created = r.json().get("id")
+        if not isinstance(created, str):
+            raise RuntimeError("Zenoti guest create answered without an id")
+        return created, True

@@ -203,7 +203,7 @@ async def test_outbound_activities(api: Api, tenant: Tenant, fake: fake_vendor.F
         vendor="zenoti",
         name="z",
         base_url=f"{fake.url}/zenoti",
-        credentials={"api_key": "k"},
+        credentials={"api_key": "k", "center_id": "center-1"},
     )
     fake.state("zenoti").appointments["z-1"] = {
         "appointment_id": "z-1",
@@ -214,6 +214,23 @@ async def test_outbound_activities(api: Api, tenant: Tenant, fake: fake_vendor.F
     assert (z.found, z.status) == (True, "arrived")
     r = await api.http.post(f"/v1/integrations/{zenoti['id']}/test", headers=tenant.headers)
     assert r.json()["ok"] is True
+    z_link = PatientLinkInput(zenoti["id"], lead["patient_id"])
+    made = await env.run(activities.find_or_create_patient, z_link)
+    assert made.created is True and made.vendor_patient_id == "guest-1"
+    # The stored link answers next time; a fresh integration finds the guest by phone.
+    assert (await env.run(activities.find_or_create_patient, z_link)).created is False
+    zenoti_2 = await create_integration(
+        api,
+        tenant,
+        vendor="zenoti",
+        name="z2",
+        base_url=f"{fake.url}/zenoti",
+        credentials={"api_key": "k", "center_id": "center-1"},
+    )
+    found = await env.run(
+        activities.find_or_create_patient, PatientLinkInput(zenoti_2["id"], lead["patient_id"])
+    )
+    assert (found.vendor_patient_id, found.created) == ("guest-1", False)
 
     blvd = await create_integration(
         api,

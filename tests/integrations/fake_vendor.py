@@ -163,6 +163,23 @@ def build_app(fake: FakeVendor) -> Starlette:
         found = fake.state("zenoti").appointments.get(request.path_params["id"])
         return JSONResponse(found) if found else JSONResponse({}, 404)
 
+    async def zenoti_guest_search(request: Request) -> Response:
+        state = fake.state("zenoti")
+        state.requests.append(f"GET guests/search {sorted(request.query_params)}")
+        phone = request.query_params.get("phone")
+        hits = [g for g in state.patients.values() if phone and g.get("phone") == phone]
+        return JSONResponse({"guests": hits})
+
+    async def zenoti_guest_create(request: Request) -> Response:
+        state = fake.state("zenoti")
+        body = await request.json()
+        if not body.get("center_id"):
+            return JSONResponse({"error": "center_id required"}, 400)
+        guest_id = f"guest-{len(state.patients) + 1}"
+        number = (body["personal_info"].get("mobile_phone") or {}).get("number")
+        state.patients[guest_id] = {"id": guest_id, "phone": f"+1{number}" if number else None}
+        return JSONResponse({"id": guest_id}, 200)
+
     async def boulevard_graphql(request: Request) -> Response:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Basic "):
@@ -182,6 +199,8 @@ def build_app(fake: FakeVendor) -> Starlette:
             Route("/{vendor}/Patient", patients, methods=["GET", "POST"]),
             Route("/zenoti/v1/centers", zenoti_centers),
             Route("/zenoti/v1/appointments/{id}", zenoti_appointment),
+            Route("/zenoti/v1/guests/search", zenoti_guest_search),
+            Route("/zenoti/v1/guests", zenoti_guest_create, methods=["POST"]),
             Route("/boulevard/graphql", boulevard_graphql, methods=["POST"]),
         ]
     )
