@@ -217,8 +217,8 @@ class EmrActivities:
     @activity.defn(name="emr_find_or_create_patient")
     async def find_or_create_patient(self, inp: PatientLinkInput) -> PatientLinkResult:
         """Our patient's id in the EMR: the stored link, else a search by phone and email,
-        else a new EMR patient. Built for FHIR sources and Zenoti (its `center_id` credential
-        says where new guests go); not for Boulevard yet."""
+        else a new EMR patient. FHIR sources, Zenoti (its `center_id` credential says where new
+        guests go) and Boulevard (clients query, createClient)."""
         loaded = await asyncio.to_thread(self._load, inp.integration_id)
         if loaded is None:
             raise ApplicationError("integration inactive", type="NotSupported", non_retryable=True)
@@ -244,7 +244,13 @@ class EmrActivities:
             return PatientLinkResult(linked, created=False)
         vendor = Vendor(integration.vendor)
         async with self._http() as http:
-            if vendor is Vendor.ZENOTI and creds.get("center_id"):
+            if vendor is Vendor.BOULEVARD:
+                vendor_id, created = await boulevard.BoulevardClient(
+                    http, integration.base_url, creds
+                ).find_or_create_client(
+                    patient.phone, patient.email, patient.first_name, patient.last_name
+                )
+            elif vendor is Vendor.ZENOTI and creds.get("center_id"):
                 vendor_id, created = await zenoti.ZenotiClient(
                     http, integration.base_url, creds
                 ).find_or_create_guest(

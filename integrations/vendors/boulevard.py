@@ -112,6 +112,12 @@ APPOINTMENT_QUERY = """query Appointment($id: ID!) {
     appointmentServices { service { id name } price } }
 }"""
 PROBE_QUERY = "query { business { id } }"
+CLIENTS_QUERY = """query Clients($query: QueryString) {
+  clients(first: 1, query: $query) { edges { node { id } } }
+}"""
+CREATE_CLIENT = """mutation CreateClient($input: CreateClientInput!) {
+  createClient(input: $input) { client { id } }
+}"""
 
 
 class BoulevardClient:
@@ -142,3 +148,25 @@ class BoulevardClient:
         data = await self.graphql(APPOINTMENT_QUERY, {"id": appointment_id})
         node = (data.get("data") or {}).get("appointment")
         return node if isinstance(node, dict) else None
+
+    async def find_or_create_client(
+        self, phone: str | None, email: str | None, first: str | None, last: str | None
+    ) -> tuple[str, bool]:
+        """(client id, created): search by mobile phone, then email; else create."""
+        for field, value in (("mobilePhone", phone), ("email", email)):
+            # Values go inside the query language's quotes: anything that could close them
+            # is not searched for (a create follows, which the vendor dedupes or we link).
+            if not value or "'" in value or "\\" in value:
+                continue
+            data = await self.graphql(CLIENTS_QUERY, {"query": f"{field} = '{value}'"})
+            edges = ((data.get("data") or {}).get("clients") or {}).get("edges") or []
+            if edges and (edges[0].get("node") or {}).get("id"):
+                return str(edges[0]["node"]["id"]), False
+        data = await self.graphql(
+            CREATE_CLIENT,
+            {"input": {"firstName": first, "lastName": last, "email": email, "mobilePhone": phone}},
+        )
+        client = ((data.get("data") or {}).get("createClient") or {}).get("client") or {}
+        if not client.get("id"):
+            raise RuntimeError("Boulevard createClient answered without an id")
+        return str(client["id"]), True

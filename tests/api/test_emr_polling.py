@@ -251,6 +251,24 @@ async def test_outbound_activities(api: Api, tenant: Tenant, fake: fake_vendor.F
     assert (bl.found, bl.status) == (True, "completed")
     r = await api.http.post(f"/v1/integrations/{blvd['id']}/test", headers=tenant.headers)
     assert r.json()["ok"] is True
+    b_link = PatientLinkInput(blvd["id"], lead["patient_id"])
+    client_made = await env.run(activities.find_or_create_patient, b_link)
+    assert client_made.created is True
+    blvd_2 = await create_integration(
+        api,
+        tenant,
+        vendor="boulevard",
+        name="b2",
+        base_url=f"{fake.url}/boulevard/graphql",
+        credentials={"api_key": "k", "api_secret": "c2VjcmV0", "business_id": "biz"},
+    )
+    client_found = await env.run(
+        activities.find_or_create_patient, PatientLinkInput(blvd_2["id"], lead["patient_id"])
+    )
+    assert (client_found.vendor_patient_id, client_found.created) == (
+        client_made.vendor_patient_id,
+        False,
+    )
 
 
 async def test_schedule_registered_later_when_temporal_was_down(

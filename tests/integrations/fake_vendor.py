@@ -185,6 +185,16 @@ def build_app(fake: FakeVendor) -> Starlette:
         if not auth.startswith("Basic "):
             return JSONResponse({"errors": [{"message": "unauthorized"}]}, 401)
         body = await request.json()
+        clients = fake.state("boulevard").patients
+        if "createClient(" in body["query"]:
+            new_id = f"urn:blvd:Client:{len(clients) + 1}"
+            clients[new_id] = {"id": new_id, **body["variables"]["input"]}
+            return JSONResponse({"data": {"createClient": {"client": {"id": new_id}}}})
+        if "clients(" in body["query"]:
+            field, _, value = body["variables"]["query"].partition(" = ")
+            hits = [c for c in clients.values() if f"'{c.get(field)}'" == value]
+            edges = [{"node": {"id": c["id"]}} for c in hits[:1]]
+            return JSONResponse({"data": {"clients": {"edges": edges}}})
         if "appointment(" in body["query"]:
             node = fake.state("boulevard").appointments.get(body["variables"]["id"])
             return JSONResponse({"data": {"appointment": node}})
