@@ -240,3 +240,27 @@ async def test_zenoti_visit_completed_then_invoiced_is_one_treatment_with_its_am
         ).all()
     treatments = [row.payload for row in rows if row.type == "treatment_completed"]
     assert [(p["service"], p["amount"]) for p in treatments] == [("botox", 488.0)]
+
+
+async def test_export_shows_emr_records_and_erasure_scrubs_the_treatment(
+    api: Api, tenant: Tenant
+) -> None:
+    config, _ = VENDORS["boulevard"]
+    integration = await create_integration(api, tenant, vendor="boulevard", name="b", **config)
+    lead = await api.lead(tenant, phone=PHONE_A, email=None)
+    t = shapes.timeline()
+    r = await post_webhook(api, integration, _raw(shapes.boulevard("booked", t)))
+    assert r.json()["applied"] == 1
+    path = f"/v1/patients/{lead['patient_id']}"
+    export = (await api.http.get(f"{path}/export", headers=tenant.headers)).json()
+    [link] = export["emr_links"]
+    assert link["integration_id"] == integration["id"] and link["vendor_patient_id"]
+    [appointment] = export["emr_appointments"]
+    assert appointment["service"] == "botox" and appointment["status"] == "booked"
+
+    assert (await api.http.post(f"{path}/erase", headers=tenant.headers)).status_code == 202
+    export = (await api.http.get(f"{path}/export", headers=tenant.headers)).json()
+    assert export["emr_appointments"][0]["service"] is None
+    # The EMR goes on talking about them: recognised by the link, and ignored.
+    r = await post_webhook(api, integration, _raw(shapes.boulevard("arrived", t)))
+    assert r.status_code == 200 and r.json()["applied"] == 0

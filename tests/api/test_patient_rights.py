@@ -78,7 +78,8 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     assert export["journeys"][0]["stage_history"], "stage history included"
     assert any(m["body"] and who["first_name"] in m["body"] for m in export["messages"])
     assert set(export) == {
-        "patient", "inquiries", "journeys", "journey_events", "messages", "staff_tasks"
+        "patient", "inquiries", "journeys", "journey_events", "messages", "staff_tasks",
+        "emr_links", "emr_appointments",
     }  # fmt: skip
 
 
