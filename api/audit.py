@@ -32,6 +32,7 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     INTEGRATION_CREATE = "integration.create"
     INTEGRATION_READ = "integration.read"
+    INTEGRATION_UPDATE = "integration.update"
     INTEGRATION_DELETE = "integration.delete"
     INTEGRATION_TEST = "integration.test"
 

@@ -15,11 +15,48 @@ from integrations.model import POLLING_VENDORS, Vendor
 from integrations.sources import REQUIRED_CREDENTIALS
 from models.enums import RevenueLine
 
+CredentialName = Annotated[str, Field(min_length=1, max_length=64)]
 CredentialValue = Annotated[str, Field(min_length=1, max_length=4000)]
 MapKey = Annotated[str, Field(min_length=1, max_length=200)]
 DEFAULT_POLL_SECONDS = 300
 PLACEHOLDER = "{vendor_patient_id}"
 _WEB_URL: TypeAdapter[object] = TypeAdapter(WebUrl)
+
+
+def _storable(value: dict[str, str] | None) -> dict[str, str] | None:
+    # Dict entries escape RequestBody's per-field text check; same rule here.
+    for item in (*(value or {}).keys(), *(value or {}).values()):
+        if "\x00" in item:
+            raise ValueError("must not contain NUL characters")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _booking_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    # Checked as a URL with the placeholder filled, stored as given (braces unescaped).
+    try:
+        _WEB_URL.validate_python(value.replace(PLACEHOLDER, "x"))
+    except ValidationError:
+        raise ValueError("not an http(s) URL") from None
+    return value
+
+
+def _targets_known(value: dict[str, str] | None) -> dict[str, str] | None:
+    unknown = [k for k, v in (value or {}).items() if not validate_target(v)]
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} mapping(s) name neither a catalog service nor a revenue line"
+        )
+    return value
+
+
+def missing_credentials(vendor: Vendor, credentials: dict[str, str]) -> list[str]:
+    return [k for k in REQUIRED_CREDENTIALS[vendor] if k not in credentials]
 
 
 class IntegrationCreate(RequestBody):
@@ -28,7 +65,7 @@ class IntegrationCreate(RequestBody):
     base_url: WebUrl | None = Field(
         default=None, description="The vendor API's base URL (required for polled vendors)"
     )
-    credentials: dict[Annotated[str, Field(min_length=1, max_length=64)], CredentialValue] = Field(
+    credentials: dict[CredentialName, CredentialValue] = Field(
         default_factory=dict,
         max_length=20,
         description="Vendor credentials, stored encrypted and never returned",
@@ -52,44 +89,13 @@ class IntegrationCreate(RequestBody):
     )
     poll_interval_seconds: int | None = Field(default=None, ge=60, le=86400)
 
-    @field_validator("credentials", "service_map")
-    @classmethod
-    def _storable(cls, value: dict[str, str]) -> dict[str, str]:
-        # Dict entries escape RequestBody's per-field text check; same rule here.
-        for item in (*value.keys(), *value.values()):
-            if "\x00" in item:
-                raise ValueError("must not contain NUL characters")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("must be valid Unicode text") from None
-        return value
-
-    @field_validator("booking_url")
-    @classmethod
-    def _booking_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        # Checked as a URL with the placeholder filled, stored as given (braces unescaped).
-        try:
-            _WEB_URL.validate_python(value.replace(PLACEHOLDER, "x"))
-        except ValidationError:
-            raise ValueError("not an http(s) URL") from None
-        return value
-
-    @field_validator("service_map")
-    @classmethod
-    def _targets_known(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = [k for k, v in value.items() if not validate_target(v)]
-        if unknown:
-            raise ValueError(
-                f"{len(unknown)} mapping(s) name neither a catalog service nor a revenue line"
-            )
-        return value
+    _check_storable = field_validator("credentials", "service_map")(_storable)
+    _check_booking_url = field_validator("booking_url")(_booking_url)
+    _check_targets = field_validator("service_map")(_targets_known)
 
     @model_validator(mode="after")
     def _vendor_needs(self) -> IntegrationCreate:
-        missing = [k for k in REQUIRED_CREDENTIALS[self.vendor] if k not in self.credentials]
+        missing = missing_credentials(self.vendor, self.credentials)
         if missing:
             raise ValueError(f"credentials for {self.vendor.value} need: {', '.join(missing)}")
         if self.vendor in POLLING_VENDORS and self.vendor is not Vendor.FHIR_R4:
@@ -100,6 +106,22 @@ class IntegrationCreate(RequestBody):
     @property
     def polls(self) -> bool:
         return self.vendor in POLLING_VENDORS and self.base_url is not None
+
+
+class IntegrationUpdate(RequestBody):
+    """Fields to change; absent ones stay. `credentials` replaces the stored set as a whole
+    (rotation) and must hold the vendor's required names."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    credentials: dict[CredentialName, CredentialValue] | None = Field(default=None, max_length=20)
+    service_map: dict[MapKey, MapKey] | None = Field(default=None, max_length=500)
+    default_revenue_line: RevenueLine | None = None
+    booking_url: str | None = Field(default=None, max_length=2000)
+    poll_interval_seconds: int | None = Field(default=None, ge=60, le=86400)
+
+    _check_storable = field_validator("credentials", "service_map")(_storable)
+    _check_booking_url = field_validator("booking_url")(_booking_url)
+    _check_targets = field_validator("service_map")(_targets_known)
 
 
 class IntegrationOut(ResponseBody):

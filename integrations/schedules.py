@@ -20,6 +20,7 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    ScheduleUpdate,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -55,7 +56,11 @@ async def register(
             client.create_schedule(sid, schedule), settings.temporal_start_timeout_seconds
         )
     except ScheduleAlreadyRunningError:
-        pass
+        # Registered before (a retry, or the interval changed): make it say what the row says.
+        await asyncio.wait_for(
+            client.get_schedule_handle(sid).update(lambda _: ScheduleUpdate(schedule=schedule)),
+            settings.temporal_start_timeout_seconds,
+        )
 
 
 async def remove(client: Client, settings: Settings, integration_id: str) -> None:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api.audit import Action, add_audit, audit_now
 from api.authz import Permission
 from api.deps import EngineDep, Principal, SessionDep, SettingsDep, TemporalDep, require
-from api.errors import not_found
+from api.errors import field_error, not_found
 from api.integration_schemas import (
     DEFAULT_POLL_SECONDS,
     ConnectionTest,
@@ -23,6 +23,8 @@ from api.integration_schemas import (
     IntegrationCreated,
     IntegrationOut,
     IntegrationPage,
+    IntegrationUpdate,
+    missing_credentials,
 )
 from integrations import adapters, schedules
 from integrations import secrets as sealing
@@ -141,6 +143,58 @@ def get_integration(
     out = integration_out(row, _names(settings.payload_keys, row))
     audit_now(session, principal, Action.INTEGRATION_READ, "integration", row.id)
     return out
+
+
+@router.patch("/v1/integrations/{integration_id}", response_model=IntegrationOut)
+async def update_integration(
+    integration_id: uuid.UUID,
+    body: IntegrationUpdate,
+    principal: Manager,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> IntegrationOut:
+    """Change the mapping, the booking link, the poll interval or the name; rotate the
+    credentials (the webhook secret is kept)."""
+    row = _own(session, principal, integration_id)
+    changes = body.model_dump(exclude_unset=True)
+    names = _names(settings.payload_keys, row)
+    if "credentials" in changes and body.credentials is not None:
+        missing = missing_credentials(Vendor(row.vendor), body.credentials)
+        if missing:
+            raise field_error("credentials", f"{row.vendor} needs: {', '.join(missing)}")
+        try:
+            old = sealing.unseal(settings.payload_keys, str(row.id), row.credentials)
+            kept = {k: v for k, v in old.items() if k == "webhook_secret"}
+            row.credentials = sealing.seal(
+                settings.payload_keys, str(row.id), dict(body.credentials) | kept
+            )
+        except sealing.CredentialsUnavailable:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail="credentials cannot be sealed"
+            ) from None
+        names = sorted(body.credentials)
+    for field in ("name", "service_map", "booking_url"):
+        if field in changes and changes[field] is not None:
+            setattr(row, field, changes[field])
+    if "default_revenue_line" in changes:  # null clears it
+        line = body.default_revenue_line
+        row.default_revenue_line = line.value if line else None
+    reschedule = False
+    if body.poll_interval_seconds and row.poll_interval_seconds is not None:
+        reschedule = body.poll_interval_seconds != row.poll_interval_seconds
+        row.poll_interval_seconds = body.poll_interval_seconds
+    if reschedule:
+        row.schedule_state = schedules.PENDING
+    row.updated_at = utcnow()
+    session.add(row)
+    add_audit(session, principal, Action.INTEGRATION_UPDATE, "integration", row.id)
+    await run_in_threadpool(session.commit)
+    if reschedule:
+        await schedules.apply(temporal.client, settings, engine, str(row.id))
+    await run_in_threadpool(session.refresh, row)
+    return integration_out(row, names)
 
 
 @router.delete("/v1/integrations/{integration_id}", response_model=IntegrationOut)

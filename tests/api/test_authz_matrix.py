@@ -197,6 +197,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/v1/integrations/{integration_id}"): Row(
         Permission.INTEGRATION_MANAGE, 200, lambda w, p: _integration_path(w, p, "")
     ),
+    ("PATCH", "/v1/integrations/{integration_id}"): Row(
+        Permission.INTEGRATION_MANAGE, 200, lambda w, p: _integration_patch(w, p)
+    ),
     ("DELETE", "/v1/integrations/{integration_id}"): Row(
         Permission.INTEGRATION_MANAGE, 200, lambda w, p: _integration_path(w, p, "")
     ),
@@ -236,6 +239,11 @@ async def _fresh_integration(world: World, target: Practice) -> str:
 
 async def _integration_path(world: World, target: Practice, suffix: str) -> Request:
     return f"/v1/integrations/{await _fresh_integration(world, target)}{suffix}", None
+
+
+async def _integration_patch(world: World, target: Practice) -> Request:
+    path, _ = await _integration_path(world, target, "")
+    return path, {"service_map": {"Tox": "dysport"}}
 
 
 async def _erase(world: World, target: Practice) -> Request:

@@ -29,7 +29,7 @@ from models.emr_types import (
     poll_schedule_id,
 )
 from tests.api.conftest import Api, StackFactory, Tenant, eventually, sqlite_url
-from tests.api.emr_helpers import create_integration, same_journey, twins
+from tests.api.emr_helpers import create_integration, post_webhook, same_journey, twins
 from tests.integrations import fake_vendor
 from tests.integrations import vendor_shapes as shapes
 
@@ -290,3 +290,51 @@ async def test_schedule_registered_later_when_temporal_was_down(
         handle = client.get_schedule_handle(poll_schedule_id(integration["id"]))
         assert (await handle.describe()).id == poll_schedule_id(integration["id"])
         await handle.delete()
+
+
+async def test_update_mapping_interval_and_rotate_credentials(
+    api: Api, tenant: Tenant, fake: fake_vendor.FakeVendor
+) -> None:
+    integration = await create_integration(api, tenant, **_config("nextech", fake.url))
+    path = f"/v1/integrations/{integration['id']}"
+    r = await api.http.patch(
+        path,
+        headers=tenant.headers,
+        json={"poll_interval_seconds": 600, "service_map": {"31": "dysport"}},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["schedule_state"] == "registered"
+    assert r.json()["service_map"] == {"31": "dysport"}
+    schedule = _client(api).get_schedule_handle(poll_schedule_id(integration["id"]))
+    spec = (await schedule.describe()).schedule.spec
+    assert [i.every.total_seconds() for i in spec.intervals] == [600]
+
+    r = await api.http.patch(path, headers=tenant.headers, json={"credentials": {"client_id": "c"}})
+    assert r.status_code == 422 and "client_secret" in r.text
+    rotated = {
+        "client_id": "c2",
+        "client_secret": "s2",
+        "token_url": "https://t",
+        "practice_id": "p",
+    }
+    r = await api.http.patch(path, headers=tenant.headers, json={"credentials": rotated})
+    assert r.status_code == 200 and r.json()["credential_names"] == sorted(rotated)
+    assert '"s2"' not in r.text  # named, not shown
+    r = await api.http.patch(path, headers=tenant.headers, json={"service_map": {"x": "nope"}})
+    assert r.status_code == 422
+    await api.http.delete(path, headers=tenant.headers)
+
+
+async def test_rotating_credentials_keeps_the_webhook_secret(api: Api, tenant: Tenant) -> None:
+    integration = await create_integration(
+        api, tenant, vendor="zenoti", name="z", credentials={"api_key": "old"}
+    )
+    r = await api.http.patch(
+        f"/v1/integrations/{integration['id']}",
+        headers=tenant.headers,
+        json={"credentials": {"api_key": "new"}},
+    )
+    assert r.status_code == 200
+    raw = b'{"id": "x-1", "event_type": "Employee.Created", "data": {}}'
+    r = await post_webhook(api, integration, raw)
+    assert r.status_code == 200 and r.json()["received"] == 0
