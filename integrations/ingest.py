@@ -347,14 +347,19 @@ def _ingest_one(
 
     step.service = service_key
     step.amount = event.amount
-    body = EventCreate(
-        type=step.type,
-        id=_short_id(step.event_id),
-        at=event.occurred_at,
-        appointment_at=step.appointment_at,
-        service=step.service,
-        amount=step.amount,
-    )
+    try:
+        body = EventCreate(
+            type=step.type,
+            id=_short_id(step.event_id),
+            at=event.occurred_at,
+            appointment_at=step.appointment_at,
+            service=step.service,
+            amount=step.amount,
+        )
+    except ValidationError:  # a time out of range, a negative amount: the vendor's data
+        return _finish(
+            session, integration, event, source, "ignored", "unusable event fields", patient
+        )
     appointment_id = event.appointment_id
     target_journey = journey
     target_patient = patient

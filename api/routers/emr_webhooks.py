@@ -88,9 +88,12 @@ async def receive(
         practice = await run_in_threadpool(session.get, Practice, integration.practice_id)
         assert practice is not None
         events = parse_webhook(vendor, body, practice.timezone)
-    except (ValueError, PayloadError) as exc:  # JSONDecodeError is a ValueError
-        message = str(exc) if isinstance(exc, PayloadError) else "not valid JSON"
-        raise field_error("body", message) from None
+    except PayloadError as exc:
+        raise field_error("body", str(exc)) from None
+    except (ValueError, TypeError, AttributeError, KeyError):
+        # Not JSON, or JSON of a shape a parser tripped over: the sender's problem, never a 500
+        # (and the message says nothing of the content).
+        raise field_error("body", "not valid JSON in this vendor's shape") from None
     result = await run_in_threadpool(_apply, session, integration, events)
     client = temporal.client
     if client is not None:

@@ -85,10 +85,13 @@ def parse_webhook(body: dict[str, Any], tz: str | None = None) -> list[Normalize
     names: list[str] = []
     cents = 0
     for item in services if isinstance(services, list) else []:
-        service = (item or {}).get("service") or {}
+        if not isinstance(item, dict):
+            continue
+        found = item.get("service")
+        service: dict[str, Any] = found if isinstance(found, dict) else {}
         names += [v for v in (text(service.get("id")), text(service.get("name"))) if v]
-        price = (item or {}).get("price")
-        cents += price if isinstance(price, int) else 0
+        price = item.get("price")
+        cents += price if isinstance(price, int) and not isinstance(price, bool) else 0
     appointment_id = text(node.get("id"))
     if appointment_id is None:
         raise PayloadError("Boulevard appointment node has no id")

@@ -112,7 +112,8 @@ def parse_webhook(body: dict[str, Any], tz: str | None = None) -> list[Normalize
         services = [
             n for i in items if (i.get("type") or "Service") == "Service" for n in _service_names(i)
         ]
-        total = (invoice.get("total_price") or {}).get("sum_total")
+        prices = invoice.get("total_price")
+        total = prices.get("sum_total") if isinstance(prices, dict) else None
         appointment_id = next(
             (text(i.get("appointment_id")) for i in items if i.get("appointment_id")), None
         )
@@ -126,7 +127,9 @@ def parse_webhook(body: dict[str, Any], tz: str | None = None) -> list[Normalize
                 occurred_at=when(at),
                 appointment_id=appointment_id,
                 services=services,
-                amount=float(total) if isinstance(total, (int, float)) else None,
+                amount=float(total)
+                if isinstance(total, (int, float)) and not isinstance(total, bool) and total >= 0
+                else None,
                 invoice_id=text(invoice.get("id")),
             )
         ]
