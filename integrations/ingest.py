@@ -48,6 +48,7 @@ from models.tables import (
     Practice,
     utcnow,
 )
+from workflows.catalog import find_service
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,9 @@ def _ingest_one(
             .where(EmrAppointment.vendor_appointment_id == event.appointment_id[:200])
         ).first()
     base = f"emr:{integration.id}:" + (
-        f"appt:{event.appointment_id}" if event.appointment_id else f"inv:{event.invoice_id}"
+        f"appt:{event.appointment_id}"
+        if event.appointment_id
+        else f"inv:{event.invoice_id or event.vendor_event_id}"
     )
     status, step = _transition(event, known, base)
     if known is not None and line is None and known.service:
@@ -321,10 +324,13 @@ def _ingest_one(
         )
 
     journey = None
-    if patient is not None:
+    if known is not None and known.journey_id is not None:
+        # The journey that heard the booking hears the rest of the appointment's life.
+        heard_it = session.get(Journey, known.journey_id)
+        if heard_it is not None and heard_it.status not in TERMINAL_STATUSES:
+            journey = heard_it
+    if journey is None and patient is not None:
         journey = _live_journey(session, patient, line)
-        if journey is None and line is None and known is not None and known.journey_id:
-            journey = session.get(Journey, known.journey_id)
     if journey is None and step.type is EventType.CONSULT_BOOKED:
         if line is None:
             return _finish(
@@ -345,8 +351,16 @@ def _ingest_one(
     if journey is None or patient is None:
         return _finish(session, integration, event, source, "unmatched", "no live journey", patient)
 
-    step.service = service_key
-    step.amount = event.amount
+    # What our API's callers send: the service with bookings and treatments, the amount with
+    # treatments; arrivals, no-shows and cancellations are bare.
+    if step.type in (
+        EventType.CONSULT_BOOKED,
+        EventType.APPOINTMENT_RESCHEDULED,
+        EventType.TREATMENT_COMPLETED,
+    ):
+        step.service = service_key
+    if step.type is EventType.TREATMENT_COMPLETED:
+        step.amount = event.amount
     try:
         body = EventCreate(
             type=step.type,
@@ -412,8 +426,6 @@ def _ingest_one(
 
 
 def _line_of(service_key: str) -> RevenueLine | None:
-    from workflows.catalog import find_service
-
     service = find_service(service_key)
     return service.line if service is not None else None
 
