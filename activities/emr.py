@@ -138,12 +138,12 @@ class EmrActivities:
 
     @activity.defn(name="emr_poll")
     async def poll(self, inp: EmrPollInput) -> EmrPollResult:
-        loaded = await asyncio.to_thread(self._load, inp.integration_id)
-        if loaded is None:
-            return EmrPollResult(skipped=True)
-        integration, creds = loaded
-        cursor = datetime.fromisoformat(integration.cursor) if integration.cursor else None
         try:
+            loaded = await asyncio.to_thread(self._load, inp.integration_id)
+            if loaded is None:
+                return EmrPollResult(skipped=True)
+            integration, creds = loaded
+            cursor = datetime.fromisoformat(integration.cursor) if integration.cursor else None
             async with self._http() as http:
                 source = fhir_source(Vendor(integration.vendor), integration.base_url, creds, http)
                 if source is None:
@@ -159,8 +159,10 @@ class EmrActivities:
             )
             raise
         # The cursor moves only once the events are committed: a crash re-reads, never skips.
-        new_cursor = newest.isoformat() if newest else None
-        await asyncio.to_thread(self._record_poll, inp.integration_id, "ok", None, new_cursor)
+        new_cursor = newest.isoformat()
+        # Unreadable resources are skipped (they would block the cursor for ever) but shown.
+        note = f"{source.skipped} unreadable resource(s) skipped" if source.skipped else None
+        await asyncio.to_thread(self._record_poll, inp.integration_id, "ok", note, new_cursor)
         await self._handover(result)
         return EmrPollResult(
             fetched=len(events),

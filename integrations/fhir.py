@@ -54,12 +54,23 @@ def _parse(model: Any, data: dict[str, Any]) -> Any:
         raise PayloadError(f"invalid FHIR {kind}: {', '.join(where)}") from None
 
 
-def resources(payload: dict[str, Any], version: FhirVersion = "R4") -> list[dict[str, Any]]:
-    """The resources of a Bundle (searchset or subscription notification), or the one given."""
+def resources(
+    payload: dict[str, Any], version: FhirVersion = "R4", *, strict: bool = True
+) -> list[dict[str, Any]]:
+    """The resources of a Bundle (searchset or subscription notification), or the one given.
+    `strict=False` (polling) checks each resource on its own later instead of the whole bundle:
+    one bad resource must not hold back the rest, or the cursor for ever."""
     if payload.get("resourceType") == "Bundle":
-        _, bundle_model, _ = _models(version)
-        _parse(bundle_model, payload)
-        return [e["resource"] for e in payload.get("entry") or [] if e.get("resource")]
+        if strict:
+            _, bundle_model, _ = _models(version)
+            _parse(bundle_model, payload)
+        entries = payload.get("entry")
+        listed = entries if isinstance(entries, list) else []
+        return [
+            e["resource"]
+            for e in listed
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+        ]
     return [payload]
 
 
@@ -109,53 +120,82 @@ def _updated(resource: Any) -> datetime | None:
 def appointment_events(
     items: Iterable[dict[str, Any]], version: FhirVersion = "R4"
 ) -> list[NormalizedEvent]:
-    """One APPOINTMENT_OBSERVED per Appointment; Patients in the same bundle fill in who."""
+    """One APPOINTMENT_OBSERVED per Appointment; Patients in the same bundle fill in who.
+    Raises PayloadError on the first unreadable resource (webhooks: the sender's problem)."""
+    events, _ = _appointment_events(list(items), version, strict=True)
+    return events
+
+
+def appointment_events_lenient(
+    items: Iterable[dict[str, Any]], version: FhirVersion = "R4"
+) -> tuple[list[NormalizedEvent], int]:
+    """As `appointment_events`, skipping unreadable resources: (events, how many skipped)."""
+    return _appointment_events(list(items), version, strict=False)
+
+
+def _appointment_events(
+    items: list[dict[str, Any]], version: FhirVersion, strict: bool
+) -> tuple[list[NormalizedEvent], int]:
     appointment_model, _, patient_model = _models(version)
-    items = list(items)
-    patients = {
-        f"Patient/{r.get('id')}": _parse(patient_model, r)
-        for r in items
-        if r.get("resourceType") == "Patient"
-    }
+    skipped = 0
+    patients: dict[str, Any] = {}
+    for r in items:
+        if r.get("resourceType") == "Patient":
+            try:
+                patients[f"Patient/{r.get('id')}"] = _parse(patient_model, r)
+            except PayloadError:
+                if strict:
+                    raise
+                skipped += 1
     events: list[NormalizedEvent] = []
     for raw in items:
         if raw.get("resourceType") != "Appointment":
             continue
-        appt = _parse(appointment_model, raw)
-        reference = next(
-            (
-                p.actor.reference
-                for p in appt.participant or []
-                if p.actor is not None and (p.actor.reference or "").startswith("Patient/")
-            ),
-            None,
-        )
-        if appt.id is None or reference is None:
-            raise PayloadError("Appointment without id or patient participant")
-        updated = _updated(appt)
-        version_id = appt.meta.versionId if appt.meta is not None else None
-        # Without a version or update stamp, the status and start tell snapshots apart.
-        stamp = version_id or (updated.isoformat() if updated else f"{appt.status}@{appt.start}")
-        events.append(
-            NormalizedEvent(
-                kind=Kind.APPOINTMENT_OBSERVED,
-                vendor_event_id=f"Appointment/{appt.id}/{stamp}",
-                patient=_patient_ref(patients.get(reference), reference),
-                occurred_at=updated,
-                appointment_id=appt.id,
-                appointment_at=appt.start,
-                status=STATUS.get(appt.status, ApptStatus.TENTATIVE),
-                services=_services(appt),
-            )
-        )
-    return events
+        try:
+            events.append(_appointment_event(appointment_model, raw, patients))
+        except PayloadError:
+            if strict:
+                raise
+            skipped += 1
+    return events, skipped
+
+
+def _appointment_event(
+    appointment_model: Any, raw: dict[str, Any], patients: dict[str, Any]
+) -> NormalizedEvent:
+    appt = _parse(appointment_model, raw)
+    reference = next(
+        (
+            p.actor.reference
+            for p in appt.participant or []
+            if p.actor is not None and (p.actor.reference or "").startswith("Patient/")
+        ),
+        None,
+    )
+    if appt.id is None or reference is None:
+        raise PayloadError("Appointment without id or patient participant")
+    updated = _updated(appt)
+    version_id = appt.meta.versionId if appt.meta is not None else None
+    # Without a version or update stamp, the status and start tell snapshots apart.
+    stamp = version_id or (updated.isoformat() if updated else f"{appt.status}@{appt.start}")
+    return NormalizedEvent(
+        kind=Kind.APPOINTMENT_OBSERVED,
+        vendor_event_id=f"Appointment/{appt.id}/{stamp}",
+        patient=_patient_ref(patients.get(reference), reference),
+        occurred_at=updated,
+        appointment_id=appt.id,
+        appointment_at=appt.start,
+        status=STATUS.get(appt.status, ApptStatus.TENTATIVE),
+        services=_services(appt),
+    )
 
 
 def last_updated(items: Iterable[dict[str, Any]]) -> datetime | None:
     """The newest meta.lastUpdated among the resources: the polling cursor."""
     newest: datetime | None = None
     for raw in items:
-        stamp = (raw.get("meta") or {}).get("lastUpdated")
+        meta = raw.get("meta")
+        stamp = meta.get("lastUpdated") if isinstance(meta, dict) else None
         if not isinstance(stamp, str):
             continue
         try:

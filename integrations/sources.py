@@ -52,6 +52,7 @@ class FhirSource:
         self._sleep = sleep
         self._limiter = RateLimiter(RATE_LIMITS.get(vendor.value, 5.0), sleep)
         self._token: str | None = None
+        self.skipped = 0  # unreadable resources in the last poll (counted, never quoted)
 
     async def _fetch_token(self) -> str:
         c = self._creds
@@ -147,14 +148,15 @@ class FhirSource:
             if r.status_code != 200:
                 raise VendorError("appointment search failed", r.status_code)
             bundle = r.json()
-            items += fhir.resources(bundle, self.version)
+            items += fhir.resources(bundle, self.version, strict=False)
             pages += 1
             url, params = fhir.next_link(bundle), None
         newest = fhir.last_updated(i for i in items if i.get("resourceType") == "Appointment")
         # Nothing new: the window's start becomes the cursor, so a quiet integration does not
         # re-read a sliding day on every tick.
         moved = max((t for t in (cursor, newest) if t is not None), default=since)
-        return fhir.appointment_events(items, self.version), moved, pages
+        events, self.skipped = fhir.appointment_events_lenient(items, self.version)
+        return events, moved, pages
 
     async def appointment(self, appointment_id: str) -> dict[str, Any] | None:
         r = await self.get(f"{self._base}/Appointment/{appointment_id}")

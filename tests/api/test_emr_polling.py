@@ -8,6 +8,7 @@ Polls are triggered (the Schedule's trigger, or the workflow run directly) - nev
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -338,3 +339,22 @@ async def test_rotating_credentials_keeps_the_webhook_secret(api: Api, tenant: T
     raw = b'{"id": "x-1", "event_type": "Employee.Created", "data": {}}'
     r = await post_webhook(api, integration, raw)
     assert r.status_code == 200 and r.json()["received"] == 0
+
+
+async def test_an_unreadable_resource_is_skipped_and_shown_not_blocking(
+    api: Api, tenant: Tenant, fake: fake_vendor.FakeVendor
+) -> None:
+    config = _config("fhir_r4", fake.url) | {"base_url": f"{fake.url}/lenient"}
+    integration = await create_integration(api, tenant, **config)
+    await api.lead(tenant, phone=shapes.PHONE, email=None)
+    t = shapes.timeline()
+    fake.put_bundle("lenient", shapes.fhir_bundle("booked", t))
+    broken = copy.deepcopy(fake.state("lenient").appointments["appt-1001"])
+    broken |= {"id": "appt-bad", "start": "not a time"}
+    fake.state("lenient").appointments["appt-bad"] = broken
+    result = await _poll(api, integration["id"])
+    assert (result.fetched, result.applied) == (1, 1)
+    r = await api.http.get(f"/v1/integrations/{integration['id']}", headers=tenant.headers)
+    assert r.json()["last_poll_status"] == "ok"
+    assert r.json()["last_error"] == "1 unreadable resource(s) skipped"
+    await api.http.delete(f"/v1/integrations/{integration['id']}", headers=tenant.headers)
