@@ -90,7 +90,7 @@ async def receive(
         events = parse_webhook(vendor, body, practice.timezone)
     except PayloadError as exc:
         raise field_error("body", str(exc)) from None
-    except (ValueError, TypeError, AttributeError, KeyError):
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
         # Not JSON, or JSON of a shape a parser tripped over: the sender's problem, never a 500
         # (and the message says nothing of the content).
         raise field_error("body", "not valid JSON in this vendor's shape") from None

@@ -85,3 +85,10 @@ async def test_signed_bodies_of_any_shape_never_5xx(api: Api, tenant: Tenant, ve
 
     await asyncio.to_thread(check)
     assert answers
+
+
+async def test_deeply_nested_json_is_a_422(api: Api, tenant: Tenant) -> None:
+    integration = await create_integration(api, tenant, vendor="fhir_r4", name="deep")
+    raw = b"[" * 2000 + b"]" * 2000  # within the body limit, deeper than the parser goes
+    r = await post_webhook(api, integration, raw)
+    assert r.status_code == 422
