@@ -82,6 +82,10 @@ class IntegrationCreate(RequestBody):
         description="Vendor service id or name -> catalog service key or revenue line",
     )
     default_revenue_line: RevenueLine | None = None
+    enrol_unknown_patients: bool = Field(
+        default=True,
+        description="A booking for a patient we do not know creates the patient and a journey",
+    )
     booking_url: str | None = Field(
         default=None,
         max_length=2000,
@@ -116,6 +120,7 @@ class IntegrationUpdate(RequestBody):
     credentials: dict[CredentialName, CredentialValue] | None = Field(default=None, max_length=20)
     service_map: dict[MapKey, MapKey] | None = Field(default=None, max_length=500)
     default_revenue_line: RevenueLine | None = None
+    enrol_unknown_patients: bool | None = None
     booking_url: str | None = Field(default=None, max_length=2000)
     poll_interval_seconds: int | None = Field(default=None, ge=60, le=86400)
 
@@ -133,6 +138,7 @@ class IntegrationOut(ResponseBody):
     base_url: str | None
     service_map: dict[str, str]
     default_revenue_line: str | None
+    enrol_unknown_patients: bool
     booking_url: str | None
     poll_interval_seconds: int | None
     webhook_path: str | None = Field(description="Where the vendor posts (webhook vendors)")

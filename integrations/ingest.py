@@ -332,6 +332,10 @@ def _ingest_one(
     if journey is None and patient is not None:
         journey = _live_journey(session, patient, line)
     if journey is None and step.type is EventType.CONSULT_BOOKED:
+        if not integration.enrol_unknown_patients:
+            return _finish(
+                session, integration, event, source, "unmatched", "enrolment is off", patient
+            )
         if line is None:
             return _finish(
                 session,

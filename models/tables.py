@@ -241,6 +241,8 @@ class Integration(SQLModel, table=True):
     # vendor service name or id -> catalog service key, or revenue line (workflows/catalog.py)
     service_map: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     default_revenue_line: str | None = Field(default=None, max_length=20)
+    # A booking for a patient we do not know enrols them (patient + journey via the intake).
+    enrol_unknown_patients: bool = True
     # The patient-facing booking link (`{vendor_patient_id}` filled in when known); unset: the
     # practice's booking_url.
     booking_url: str | None = Field(default=None, max_length=2000)

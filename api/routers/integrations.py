@@ -95,6 +95,7 @@ async def create_integration(
         service_map=dict(body.service_map),
         default_revenue_line=body.default_revenue_line.value if body.default_revenue_line else None,
         booking_url=body.booking_url,
+        enrol_unknown_patients=body.enrol_unknown_patients,
         poll_interval_seconds=(body.poll_interval_seconds or DEFAULT_POLL_SECONDS)
         if body.polls
         else None,
@@ -175,7 +176,7 @@ async def update_integration(
                 status.HTTP_503_SERVICE_UNAVAILABLE, detail="credentials cannot be sealed"
             ) from None
         names = sorted(body.credentials)
-    for field in ("name", "service_map", "booking_url"):
+    for field in ("name", "service_map", "booking_url", "enrol_unknown_patients"):
         if field in changes and changes[field] is not None:
             setattr(row, field, changes[field])
     if "default_revenue_line" in changes:  # null clears it

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column(
             "default_revenue_line", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True
         ),
+        sa.Column("enrol_unknown_patients", sa.Boolean(), nullable=False),
         sa.Column("booking_url", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
         sa.Column("poll_interval_seconds", sa.Integer(), nullable=True),
         sa.Column("cursor", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),

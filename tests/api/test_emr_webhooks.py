@@ -264,3 +264,25 @@ async def test_export_shows_emr_records_and_erasure_scrubs_the_treatment(
     # The EMR goes on talking about them: recognised by the link, and ignored.
     r = await post_webhook(api, integration, _raw(shapes.boulevard("arrived", t)))
     assert r.status_code == 200 and r.json()["applied"] == 0
+
+
+async def test_enrolment_can_be_switched_off(api: Api, tenant: Tenant) -> None:
+    config, _ = VENDORS["boulevard"]
+    integration = await create_integration(
+        api, tenant, vendor="boulevard", name="b", enrol_unknown_patients=False, **config
+    )
+    assert integration["enrol_unknown_patients"] is False
+    body = shapes.boulevard("booked", shapes.timeline(), phone="+12125550155", appt="-off")
+    r = await post_webhook(api, integration, _raw(body))
+    assert r.status_code == 200 and r.json()["applied"] == 0
+    r = await api.http.get("/v1/journeys", headers=tenant.headers)
+    assert r.json()["items"] == []
+    r = await api.http.patch(
+        f"/v1/integrations/{integration['id']}",
+        headers=tenant.headers,
+        json={"enrol_unknown_patients": True},
+    )
+    assert r.json()["enrol_unknown_patients"] is True
+    body["idempotencyKey"] += "-again"  # the EMR's next delivery about that booking
+    r = await post_webhook(api, integration, _raw(body))
+    assert r.json()["applied"] == 1
