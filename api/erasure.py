@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 from api.errors import not_found
 from api.event_intake import event_hash
 from api.schemas import (
+    EmrAppointmentOut,
+    EmrLinkOut,
     EventCreate,
     InquiryOut,
     JourneyDetail,
@@ -28,12 +30,14 @@ from api.schemas import (
 )
 from models.enums import TERMINAL_STATUSES, EventType, InquiryStatus, JourneyStatus
 from models.tables import (
+    EmrAppointment,
     Inquiry,
     Journey,
     JourneyEventRow,
     Message,
     OutboxMessage,
     Patient,
+    PatientExternalId,
     StaffTask,
     utcnow,
 )
@@ -81,6 +85,16 @@ def export_patient(
         .where(col(StaffTask.journey_id).in_(journey_ids))
         .order_by(col(StaffTask.created_at), col(StaffTask.id))
     ).all()
+    links = session.exec(
+        select(PatientExternalId)
+        .where(PatientExternalId.patient_id == patient.id)
+        .order_by(col(PatientExternalId.created_at))
+    ).all()
+    appointments = session.exec(
+        select(EmrAppointment)
+        .where(EmrAppointment.patient_id == patient.id)
+        .order_by(col(EmrAppointment.updated_at))
+    ).all()
     return PatientExport(
         patient=PatientOut.model_validate(patient),
         inquiries=[InquiryOut.model_validate(i) for i in inquiries],
@@ -88,6 +102,8 @@ def export_patient(
         journey_events=[JourneyEventOut.model_validate(e) for e in events],
         messages=[MessageOut.model_validate(m) for m in messages],
         staff_tasks=[StaffTaskOut.model_validate(t) for t in tasks],
+        emr_links=[EmrLinkOut.model_validate(link) for link in links],
+        emr_appointments=[EmrAppointmentOut.model_validate(a) for a in appointments],
     )
 
 
@@ -168,6 +184,13 @@ def _scrub(session: Session, patient: Patient) -> None:
             session.add(event)
     session.execute(
         sa.update(Message).where(col(Message.patient_id) == patient.id).values(body=None)
+    )
+    # EMR appointment states keep their vendor ids (later vendor events for this patient are
+    # recognised and ignored), not the treatment.
+    session.execute(
+        sa.update(EmrAppointment)
+        .where(col(EmrAppointment.patient_id) == patient.id)
+        .values(service=None)
     )
     # The outbox is the stand-in provider's record of what it was handed: address and body.
     ledger_keys = select(Message.idempotency_key).where(Message.patient_id == patient.id)

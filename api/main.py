@@ -23,8 +23,10 @@ from api.routers import (
     api_keys,
     audit,
     codec,
+    emr_webhooks,
     health,
     inquiries,
+    integrations,
     journeys,
     library,
     patients,
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         codec,
         library,
+        integrations,
+        emr_webhooks,
     ):
         app.include_router(module.router)
     return app

@@ -65,6 +65,12 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     who = _identity()
     lead = await api.lead(tenant, **who)
     await eventually(lambda: _replied(api, tenant, lead["patient_id"]), "the instant reply")
+
+    async def recorded() -> bool:
+        # The reply goes out first; the journey records its stages a moment later.
+        return bool((await api.journey(tenant, lead["journey_id"]))["stage_history"])
+
+    await eventually(recorded, "the stage history")
     r = await api.http.get(f"/v1/patients/{lead['patient_id']}/export", headers=tenant.headers)
     assert r.status_code == 200, r.text
     export = r.json()
@@ -78,7 +84,8 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     assert export["journeys"][0]["stage_history"], "stage history included"
     assert any(m["body"] and who["first_name"] in m["body"] for m in export["messages"])
     assert set(export) == {
-        "patient", "inquiries", "journeys", "journey_events", "messages", "staff_tasks"
+        "patient", "inquiries", "journeys", "journey_events", "messages", "staff_tasks",
+        "emr_links", "emr_appointments",
     }  # fmt: skip
 
 
