@@ -5,7 +5,12 @@
 3. consent and suppression for each channel, SMS first, then email;
 4. the send window in the recipient's zone (SMS only; the reply to a fresh inquiry excepted);
 5. the daily frequency cap across all the patient's journeys (marketing only);
-6. render (PHI-minimal), write the ledger row as `sending`, call the provider, record its id.
+6. render (PHI-minimal), write the ledger row as `sending`, call the provider, record its id;
+7. a provider refusal is classified: opted out suppresses the number, an invalid number marks
+   it unusable (both final), a transient one retries (a certain "no" keeps the row's place).
+
+Journey messages come in through the `send` activity; messages outside a journey (answers to
+HELP/STOP/START, missed-call text-backs, staff replies) through `send_direct`, the same gate.
 
 Each outcome is one write: a deferred, suppressed or skipped message is stored as such; a sent
 one is stored as `sending` before the provider call and `sent` after it.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,12 +32,20 @@ from sqlmodel import Session, col, func, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.providers import OutboundMessage, Provider, ProviderError
+from activities.channel_templates import default_help_text
+from activities.providers import (
+    Effect,
+    OutboundMessage,
+    Provider,
+    ProviderError,
+    provider_idempotent,
+    provider_name,
+)
 from activities.send_window import next_allowed
 from activities.templates import render
 from models.enums import Channel, Direction, MessageKind, MessageStatus
 from models.journey_types import SendInput, SendResult
-from models.tables import Journey, Message, Patient, Practice
+from models.tables import ConsentRecord, Journey, Message, Patient, Practice
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +58,41 @@ SETTLED = {
 }
 COUNTED = (MessageStatus.SENT.value, MessageStatus.DELIVERED.value, MessageStatus.SENDING.value)
 CAP_WINDOW = timedelta(hours=24)
+# State frequency caps on marketing texts per rolling 24 hours (Florida's FTSA, Oklahoma's and
+# Maryland's mini-TCPAs: at most 3 on the same subject). DAILY_MESSAGE_CAP applies everywhere.
+STATE_CAPS: dict[str, int] = {"FL": 3, "OK": 3, "MD": 3}
+
+
+@dataclass(frozen=True)
+class DirectSend:
+    """A message outside any journey (the API's, not the workflow's): the gate is the same."""
+
+    idempotency_key: str  # e.g. the inbound message's provider id + what answers it
+    patient_id: uuid.UUID
+    kind: MessageKind
+    at: datetime
+    template: str | None = None  # a template id, or
+    body: str | None = None  # a body written by staff
+    channel: Channel | None = None  # only this channel (answer where the patient wrote)
+    # An answer to the patient's own message (HELP, START, a missed call, a staff reply to a
+    # text): exempt from the send window like the reply to an inquiry.
+    respond: bool = False
+    confirm_opt_out: bool = False  # the one STOP confirmation, to a number just suppressed
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What the gate is asked to send, whichever door it came through."""
+
+    template: str | None
+    kind: MessageKind
+    at: datetime
+    window_exempt: bool = False
+    expires_at: datetime | None = None
+    appointment_at: datetime | None = None
+    body: str | None = None
+    channel: Channel | None = None
+    confirm_opt_out: bool = False
 
 
 class Messaging:
@@ -80,61 +129,167 @@ class Messaging:
             journey, patient, practice, row = found
             if row is None:
                 row = self._new_row(inp, journey)
-            elif MessageStatus(row.status) in SETTLED:
-                return self._result(row)
-            elif row.status == MessageStatus.SENDING and not self._provider.idempotent:
-                # The provider may have taken it before a crash; a non-idempotent provider
-                # must not be called again (never send twice). Staff can resend by hand.
-                return self._settle(session, row, MessageStatus.FAILED, "outcome unknown")
+            ask = _Ask(
+                template=inp.template,
+                kind=inp.kind,
+                at=inp.at,
+                window_exempt=inp.immediate_reply,
+                expires_at=inp.expires_at,
+                appointment_at=inp.appointment_at,
+            )
+            return self._gate(session, patient, practice, row, ask)
 
-            if inp.expires_at is not None and inp.at >= inp.expires_at:
-                return self._settle(session, row, MessageStatus.SKIPPED, "its moment passed")
+    def send_direct(self, req: DirectSend) -> SendResult:
+        """A message outside any journey through the same gate: the answer to HELP, STOP and
+        START, the missed-call text-back, a staff reply. Called by the API, not by Temporal."""
+        try:
+            return self._send_direct(req)
+        except sa.exc.IntegrityError:
+            return self._send_direct(req)
 
-            channel, to, why_not = self._channel(patient, inp.kind)
-            if channel is None or to is None:
-                return self._settle(session, row, MessageStatus.SUPPRESSED, why_not)
-            row.channel = channel.value
+    def _send_direct(self, req: DirectSend) -> SendResult:
+        with Session(self._engine, expire_on_commit=False) as session:
+            found = session.exec(
+                select(Patient, Practice, Message)
+                .join(Practice, col(Practice.id) == col(Patient.practice_id))
+                .outerjoin(Message, col(Message.idempotency_key) == req.idempotency_key)
+                .where(col(Patient.id) == req.patient_id)
+                .with_for_update(of=Patient)
+            ).first()
+            if found is None:
+                raise LookupError("patient row not found")
+            patient, practice, row = found
+            if row is None:
+                row = Message(
+                    idempotency_key=req.idempotency_key,
+                    practice_id=practice.id,
+                    patient_id=patient.id,
+                    journey_id=None,
+                    direction=Direction.OUTBOUND.value,
+                    kind=req.kind.value,
+                    template=req.template or "staff_reply",
+                    status=MessageStatus.QUEUED.value,
+                    created_at=req.at,
+                )
+            ask = _Ask(
+                template=req.template,
+                kind=req.kind,
+                at=req.at,
+                window_exempt=req.respond,
+                body=req.body,
+                channel=req.channel,
+                confirm_opt_out=req.confirm_opt_out,
+            )
+            return self._gate(session, patient, practice, row, ask)
 
-            if channel is Channel.SMS and not inp.immediate_reply:
-                tz = patient.timezone or practice.timezone
-                opens = next_allowed(inp.at, tz, patient.state or practice.state)
-                if opens is not None:
-                    return self._defer(session, row, opens, "outside the send window")
+    def _gate(
+        self, session: Session, patient: Patient, practice: Practice, row: Message, ask: _Ask
+    ) -> SendResult:
+        if MessageStatus(row.status) in SETTLED:
+            return self._result(row)
+        if row.status == MessageStatus.SENDING and not provider_idempotent(
+            self._provider, Channel(row.channel or Channel.SMS.value)
+        ):
+            if row.provider_id:
+                # The provider's status callback reconciled it after the activity died: it was
+                # sent, and is recorded as such.
+                return self._settle(session, row, MessageStatus.SENT, None)
+            # The provider may have taken it before a crash; a non-idempotent provider
+            # must not be called again (never send twice). Staff can resend by hand.
+            return self._settle(session, row, MessageStatus.FAILED, "outcome unknown")
 
-            if inp.kind is MessageKind.MARKETING:
-                capped_until = self._cap(session, patient.id, inp)
-                if capped_until is not None:
-                    return self._defer(session, row, capped_until, "daily message cap")
+        if ask.expires_at is not None and ask.at >= ask.expires_at:
+            return self._settle(session, row, MessageStatus.SKIPPED, "its moment passed")
 
+        channel, to, why_not = self._channel(patient, ask)
+        if channel is None or to is None:
+            return self._settle(session, row, MessageStatus.SUPPRESSED, why_not)
+        row.channel = channel.value
+
+        state = patient.state or practice.state
+        if channel is Channel.SMS and not ask.window_exempt:
+            tz = patient.timezone or practice.timezone
+            opens = next_allowed(ask.at, tz, state)
+            if opens is not None:
+                return self._defer(session, row, opens, "outside the send window")
+
+        if ask.kind is MessageKind.MARKETING:
+            capped_until = self._cap(session, patient.id, row.idempotency_key, ask.at, state)
+            if capped_until is not None:
+                return self._defer(session, row, capped_until, "daily message cap")
+
+        if ask.body is not None:
+            subject, body = f"A message from {practice.name}", ask.body
+        else:
             try:
-                subject, body = render(inp.template, self._context(patient, practice, inp))
+                assert ask.template is not None
+                subject, body = render(ask.template, self._context(patient, practice, ask))
             except (KeyError, TemplateError) as err:
                 # A broken template will not mend itself on retry: record it, don't loop.
                 why = f"template error: {type(err).__name__}"
                 return self._settle(session, row, MessageStatus.FAILED, why)
-            row.body = body
-            row.status = MessageStatus.SENDING.value
-            row.attempts += 1
-            row.retry_at = None
-            session.add(row)
-            session.commit()  # the ledger knows before the provider does
+        row.body = body
+        row.status = MessageStatus.SENDING.value
+        row.attempts += 1
+        row.retry_at = None
+        row.provider = provider_name(self._provider, channel)
+        session.add(row)
+        session.commit()  # the ledger knows before the provider does
 
-            try:
-                provider_id = self._provider.send(
-                    OutboundMessage(inp.idempotency_key, channel, to, subject, body)
+        try:
+            provider_id = self._provider.send(
+                OutboundMessage(
+                    row.idempotency_key, channel, to, subject, body, str(row.id), ask.kind
                 )
-            except ProviderError as err:
-                if err.permanent:
-                    return self._settle(session, row, MessageStatus.FAILED, f"provider {err.code}")
-                log.warning("transient provider error %s for message %s", err.code, row.id)
-                raise
-            row.status = MessageStatus.SENT.value
-            row.provider = self._provider.name
-            row.provider_id = provider_id
-            row.sent_at = inp.at
-            session.add(row)
-            session.commit()
-            return self._result(row)
+            )
+        except ProviderError as err:
+            return self._provider_refused(session, patient, row, channel, ask, err)
+        row.status = MessageStatus.SENT.value
+        row.provider_id = provider_id
+        row.sent_at = ask.at
+        session.add(row)
+        session.commit()
+        return self._result(row)
+
+    def _provider_refused(
+        self,
+        session: Session,
+        patient: Patient,
+        row: Message,
+        channel: Channel,
+        ask: _Ask,
+        err: ProviderError,
+    ) -> SendResult:
+        if err.effect is Effect.SUPPRESS or err.effect is Effect.UNUSABLE:
+            # The patient's row changes with the ledger row, in one commit: the next message
+            # (of any journey) sees it.
+            if channel is Channel.SMS and err.effect is Effect.SUPPRESS:
+                patient.sms_suppressed = True
+                session.add(
+                    ConsentRecord(
+                        practice_id=patient.practice_id,
+                        patient_id=patient.id,
+                        channel=channel.value,
+                        granted=False,
+                        source="provider",
+                        wording=f"provider refused: recipient opted out ({err.code})",
+                        evidence=str(row.id),
+                        at=ask.at,
+                    )
+                )
+            elif channel is Channel.SMS:
+                patient.sms_unusable = True
+            else:
+                patient.email_suppressed = True
+            session.add(patient)
+        if err.permanent:
+            return self._settle(session, row, MessageStatus.FAILED, f"provider {err.code}")
+        log.warning("transient provider error %s for message %s", err.code, row.id)
+        if not err.delivered_maybe:
+            # The provider answered "no": it certainly has not got the message, so the retry
+            # may call it again. Back to deferred, keeping its place (same row, same key).
+            self._defer(session, row, ask.at, f"provider {err.code}: retrying")
+        raise err
 
     # ---- the steps --------------------------------------------------------------------------
 
@@ -154,28 +309,43 @@ class Messaging:
             created_at=inp.at,
         )
 
-    def _channel(
-        self, patient: Patient, kind: MessageKind
-    ) -> tuple[Channel | None, str | None, str]:
-        """SMS first, then email. Marketing needs opt-in consent; a reply to the patient's own
-        inquiry and care messages need only that the patient has not opted out."""
+    def _channel(self, patient: Patient, ask: _Ask) -> tuple[Channel | None, str | None, str]:
+        """SMS first, then email (or only the channel asked for). Marketing needs opt-in
+        consent; a reply to the patient's own inquiry and care messages need only that the
+        patient has not opted out. The one confirmation of an opt-out goes to the number that
+        just opted out (CTIA), and nothing else does."""
         reasons = []
         for channel, to, consent, suppressed in (
             (Channel.SMS, patient.phone, patient.sms_consent, patient.sms_suppressed),
             (Channel.EMAIL, patient.email, patient.email_consent, patient.email_suppressed),
         ):
+            if ask.channel is not None and channel is not ask.channel:
+                continue
             if not to:
                 reasons.append(f"no {channel.value} address")
-            elif suppressed:
+            elif channel is Channel.SMS and patient.sms_unusable:
+                reasons.append("sms number unusable")
+            elif suppressed and not ask.confirm_opt_out:
                 reasons.append(f"{channel.value} opted out")
-            elif kind is MessageKind.MARKETING and not consent:
+            elif ask.kind is MessageKind.MARKETING and not consent:
                 reasons.append(f"no {channel.value} marketing consent")
             else:
                 return channel, to, ""
         return None, None, "; ".join(reasons)
 
-    def _cap(self, session: Session, patient_id: uuid.UUID, inp: SendInput) -> datetime | None:
-        since = inp.at - CAP_WINDOW
+    def _cap(
+        self,
+        session: Session,
+        patient_id: uuid.UUID,
+        key: str,
+        at: datetime,
+        state: str | None,
+    ) -> datetime | None:
+        # The stricter state rule wins: FL, OK and MD allow at most 3 marketing texts on the
+        # same subject in 24 hours; every marketing message of ours is about the practice's
+        # services, so all of them count as one subject.
+        cap = min(self._daily_cap, STATE_CAPS.get((state or "").upper(), self._daily_cap))
+        since = at - CAP_WINDOW
         sent_at = col(Message.sent_at)
         recent = (
             select(func.count(), func.min(sent_at))
@@ -183,10 +353,10 @@ class Messaging:
             .where(Message.direction == Direction.OUTBOUND.value)
             .where(col(Message.status).in_(COUNTED))
             .where(sent_at > since)
-            .where(Message.idempotency_key != inp.idempotency_key)
+            .where(Message.idempotency_key != key)
         )
         count, oldest = session.exec(recent).one()
-        if count < self._daily_cap:
+        if count < cap:
             return None
         # SQLite aggregates lose the column type: min() may come back as a naive string.
         oldest_at = oldest if isinstance(oldest, datetime) else datetime.fromisoformat(str(oldest))
@@ -194,10 +364,10 @@ class Messaging:
             oldest_at = oldest_at.replace(tzinfo=UTC)
         return oldest_at + CAP_WINDOW + timedelta(minutes=1)
 
-    def _context(self, patient: Patient, practice: Practice, inp: SendInput) -> dict[str, str]:
+    def _context(self, patient: Patient, practice: Practice, ask: _Ask) -> dict[str, str]:
         appointment = ""
-        if inp.appointment_at is not None:
-            local = inp.appointment_at.astimezone(ZoneInfo(patient.timezone or practice.timezone))
+        if ask.appointment_at is not None:
+            local = ask.appointment_at.astimezone(ZoneInfo(patient.timezone or practice.timezone))
             appointment = local.strftime("%a %b %-d at %-I:%M %p")
         return {
             "first_name": patient.first_name or "there",
@@ -205,6 +375,7 @@ class Messaging:
             "booking_url": practice.booking_url,
             "review_url": practice.review_url or practice.booking_url,
             "appointment": appointment,
+            "help_text": practice.help_text or default_help_text(practice.name),
         }
 
     # ---- outcomes ---------------------------------------------------------------------------
@@ -218,7 +389,7 @@ class Messaging:
         return self._result(row)
 
     def _settle(
-        self, session: Session, row: Message, status: MessageStatus, why: str
+        self, session: Session, row: Message, status: MessageStatus, why: str | None
     ) -> SendResult:
         row.status = status.value
         row.status_reason = why

@@ -200,7 +200,15 @@ TEMPLATES: dict[str, Template] = {
 
 def render(template_id: str, context: dict[str, Any]) -> tuple[str, str]:
     """Returns (subject, body). Raises KeyError for an unknown template id."""
-    tpl = TEMPLATES[template_id]
+    tpl = TEMPLATES.get(template_id) or _channel_template(template_id)
     body = _env.from_string(tpl.sms).render(**context)
     subject = _env.from_string(tpl.subject).render(**context)
     return subject, body
+
+
+def _channel_template(template_id: str) -> Template:
+    # Channel answers (HELP/STOP/START, missed-call text-back) live in their own module;
+    # imported here, not at the top, because that module builds on this one.
+    from activities.channel_templates import CHANNEL_TEMPLATES
+
+    return CHANNEL_TEMPLATES[template_id]

@@ -40,9 +40,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
 
     twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
+    twilio_auth_token: SecretStr | None = None
     twilio_messaging_service_sid: str | None = None
-    sendgrid_api_key: str | None = None
+    sendgrid_api_key: SecretStr | None = None
     sendgrid_from_email: str | None = None
     # `keyid:base64key,...`, newest first (runtime/codec.py). SecretStr: never in a repr or log.
     payload_encryption_keys: SecretStr | None = None
@@ -61,6 +61,20 @@ class Settings(BaseSettings):
     # several API replicas each has its own buckets (see docs/architecture.md).
     inquiry_rate_per_key_per_minute: int = Field(default=600, ge=1)
     inquiry_rate_per_ip_per_minute: int = Field(default=600, ge=1)
+
+    # Channels (issue 4, docs/channels.md). Throughput: the account's 10DLC (or toll-free)
+    # messages per second; sends beyond it wait their turn, per worker process.
+    sms_messages_per_second: float = Field(default=1.0, gt=0)
+    email_messages_per_second: float = Field(default=50.0, gt=0)
+    # SendGrid unsubscribe groups (ASM): offers and care mail are unsubscribed separately.
+    sendgrid_marketing_group_id: int | None = None
+    sendgrid_transactional_group_id: int | None = None
+    # The Event Webhook's verification key (base64 DER, from SendGrid's Mail Settings).
+    sendgrid_webhook_public_key: str | None = None
+    # Public web chat: requests per minute per client IP, and the least time a human takes to
+    # fill the form (bot protection, with the honeypot field).
+    web_chat_rate_per_ip_per_minute: int = Field(default=10, ge=1)
+    web_chat_min_fill_seconds: float = Field(default=3.0, ge=0)
 
     @field_validator("payload_encryption_keys", mode="after")
     @classmethod
@@ -99,8 +113,28 @@ class Settings(BaseSettings):
         return [o.strip().rstrip("/") for o in self.temporal_ui_origins.split(",") if o.strip()]
 
     @property
-    def messaging_provider(self) -> Literal["outbox", "twilio"]:
-        return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "outbox"
+    def twilio_configured(self) -> bool:
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and self.twilio_auth_token.get_secret_value()
+            and self.twilio_messaging_service_sid
+        )
+
+    @property
+    def sendgrid_configured(self) -> bool:
+        return bool(
+            self.sendgrid_api_key
+            and self.sendgrid_api_key.get_secret_value()
+            and self.sendgrid_from_email
+        )
+
+    @property
+    def messaging_provider(self) -> str:
+        """For the banner: which provider each channel uses."""
+        sms = "twilio" if self.twilio_configured else "outbox"
+        email = "sendgrid" if self.sendgrid_configured else "outbox"
+        return "outbox" if sms == email == "outbox" else f"sms: {sms}, email: {email}"
 
 
 @lru_cache
