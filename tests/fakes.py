@@ -17,7 +17,7 @@ from twilio.http.response import Response
 
 
 @dataclass
-class TwilioFake(HttpClient):  # type: ignore[misc]
+class TwilioFake(HttpClient):
     """Twilio's REST API for Messages.create: records each accepted message; `errors` are
     answered first, one per call, as (HTTP status, Twilio error code)."""
 
