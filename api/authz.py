@@ -16,6 +16,7 @@ class Permission(StrEnum):
     JOURNEY_READ = "journey.read"
     JOURNEY_EVENT_CREATE = "journey.event.create"
     PATIENT_MESSAGES_READ = "patient.messages.read"
+    PATIENT_MESSAGE_SEND = "patient.message.send"  # a staff reply, through the send gate
     PATIENT_EXPORT = "patient.export"
     PATIENT_ERASE = "patient.erase"
     API_KEY_MANAGE = "api_key.manage"
@@ -32,6 +33,8 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.JOURNEY_READ: frozenset({_PA, _S, _I}),
     Permission.JOURNEY_EVENT_CREATE: frozenset({_PA, _S, _I}),
     Permission.PATIENT_MESSAGES_READ: frozenset({_PA, _S}),
+    # Writing to a patient is a person's job: integrations feed events, they do not chat.
+    Permission.PATIENT_MESSAGE_SEND: frozenset({_PA, _S}),
     Permission.PATIENT_EXPORT: frozenset({_PA}),
     Permission.PATIENT_ERASE: frozenset({_PA}),
     Permission.API_KEY_MANAGE: frozenset({_PA}),
@@ -39,6 +42,21 @@ POLICY: dict[Permission, frozenset[Role]] = {
     # Decrypting journey histories is reading patient data: people, not integrations. The
     # platform admin may too — it operates the Temporal cluster whose UI calls the codec.
     Permission.HISTORY_DECODE: frozenset({_A, _PA, _S}),
+}
+
+# Routes that take no API key, and what authenticates them instead. Provider webhooks are
+# authenticated by their provider's signature (a key is no substitute: without the signature
+# they answer 403 whoever calls); the web chat is public by design, named by the practice's
+# public key, rate-limited per client IP and guarded against bots (api/routers/web_chat.py).
+SIGNED_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/webhooks/twilio/sms"): "X-Twilio-Signature",
+    ("POST", "/v1/webhooks/twilio/status"): "X-Twilio-Signature",
+    ("POST", "/v1/webhooks/twilio/voice-status"): "X-Twilio-Signature",
+    ("POST", "/v1/webhooks/sendgrid/events"): "X-Twilio-Email-Event-Webhook-Signature",
+}
+PUBLIC_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/v1/web-chat/widget.js"): "static script",
+    ("POST", "/v1/web-chat/{public_key}/inquiries"): "practice public key + rate limit",
 }
 
 # Roles a practice key may have (the admin key lives in settings, never in the table).

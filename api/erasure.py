@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from api.errors import not_found
 from api.event_intake import event_hash
 from api.schemas import (
+    ConsentOut,
     EventCreate,
     InquiryOut,
     JourneyDetail,
@@ -28,6 +29,7 @@ from api.schemas import (
 )
 from models.enums import TERMINAL_STATUSES, EventType, InquiryStatus, JourneyStatus
 from models.tables import (
+    ConsentRecord,
     Inquiry,
     Journey,
     JourneyEventRow,
@@ -81,9 +83,15 @@ def export_patient(
         .where(col(StaffTask.journey_id).in_(journey_ids))
         .order_by(col(StaffTask.created_at), col(StaffTask.id))
     ).all()
+    consents = session.exec(
+        select(ConsentRecord)
+        .where(ConsentRecord.patient_id == patient.id)
+        .order_by(col(ConsentRecord.at), col(ConsentRecord.id))
+    ).all()
     return PatientExport(
         patient=PatientOut.model_validate(patient),
         inquiries=[InquiryOut.model_validate(i) for i in inquiries],
+        consent_records=[ConsentOut.model_validate(c) for c in consents],
         journeys=[detail(session, j) for j in journeys],
         journey_events=[JourneyEventOut.model_validate(e) for e in events],
         messages=[MessageOut.model_validate(m) for m in messages],

@@ -20,9 +20,9 @@ from api.errors import conflict, field_error
 from api.journey_starter import StartPlan, make_plan
 from api.schemas import InquiryCreate
 from api.services import normalize_interest, resolve_interest
-from models.enums import TERMINAL_STATUSES, JourneyStatus, RevenueLine, Stage
+from models.enums import TERMINAL_STATUSES, Channel, JourneyStatus, RevenueLine, Stage
 from models.journey_types import journey_workflow_id
-from models.tables import Inquiry, Journey, Patient, Practice, utcnow
+from models.tables import ConsentRecord, Inquiry, Journey, Patient, Practice, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,33 @@ def _accept_once(
         request_hash=digest,
     )
     session.add(inquiry)
+    session.flush()
+    _record_consent(session, patient, body, inquiry)
     if before_commit is not None:
         before_commit(session, inquiry.id)
     session.commit()
     plan = make_plan(inquiry, journey, patient, practice)
     return IntakeResult(inquiry.id, patient.id, journey.id, inquiry.status, plan)
+
+
+def _record_consent(
+    session: Session, patient: Patient, body: InquiryCreate, inquiry: Inquiry
+) -> None:
+    """Proof of consent: what was granted, through which door, in which words, when."""
+    for channel, granted in ((Channel.SMS, body.consent.sms), (Channel.EMAIL, body.consent.email)):
+        if granted:
+            session.add(
+                ConsentRecord(
+                    practice_id=patient.practice_id,
+                    patient_id=patient.id,
+                    channel=channel.value,
+                    granted=True,
+                    source=f"inquiry:{body.channel.value}",
+                    wording=body.consent.wording,
+                    evidence=str(inquiry.id),
+                    at=inquiry.received_at,
+                )
+            )
 
 
 def _patient_exists(session: Session, practice: Practice, patient_id: uuid.UUID) -> bool:

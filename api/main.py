@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from activities.channels import build_provider
+from activities.messaging import Messaging
 from api.cors import CodecCORS
 from api.errors import validation_error_handler
 from api.middleware import BodySizeLimit, ErrorShield
@@ -28,6 +30,8 @@ from api.routers import (
     journeys,
     patients,
     practices,
+    web_chat,
+    webhooks,
 )
 from api.temporal import TemporalConnection
 from runtime.db import make_engine
@@ -44,6 +48,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     temporal = TemporalConnection(settings)
     await temporal.start()
     relay = Relay(engine, temporal, settings)
+    # The API's own door to the send gate: answers to HELP/STOP/START, missed-call text-backs
+    # and staff replies. Same providers as the worker's (outbox without credentials).
+    app.state.messaging = Messaging(
+        engine, build_provider(settings, engine), daily_cap=settings.daily_message_cap
+    )
     app.state.engine = engine
     app.state.temporal = temporal
     app.state.relay = relay
@@ -72,12 +81,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "key": TokenBucketLimiter(settings.inquiry_rate_per_key_per_minute),
         "ip": TokenBucketLimiter(settings.inquiry_rate_per_ip_per_minute),
     }
+    app.state.web_chat_limiter = TokenBucketLimiter(settings.web_chat_rate_per_ip_per_minute)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     # Added later = further out. The size limit sees the raw request before the app does; CORS
     # (for /codec only) is outermost so even a 413 or 500 reaches the Temporal UI readable.
     app.add_middleware(ErrorShield)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(CodecCORS, origins=app.state.settings.ui_origins)
-    for module in (health, practices, api_keys, inquiries, journeys, patients, audit, codec):
+    for module in (
+        health,
+        practices,
+        api_keys,
+        inquiries,
+        journeys,
+        patients,
+        audit,
+        codec,
+        webhooks,
+        web_chat,
+    ):
         app.include_router(module.router)
     return app

@@ -8,6 +8,7 @@ Revises: 0002 (the integrator re-chains it after 0003)
 Create Date: 2026-11-25 22:00:00
 """
 
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -38,6 +39,7 @@ def upgrade() -> None:
         "practice",
         sa.Column("help_text", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
     )
+    _give_existing_practices_a_public_key()
     op.create_index(op.f("ix_practice_public_key"), "practice", ["public_key"], unique=True)
     op.create_index(op.f("ix_practice_sms_number"), "practice", ["sms_number"], unique=True)
     op.add_column(
@@ -65,6 +67,18 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_consent_record_practice_id"), "consent_record", ["practice_id"], unique=False
     )
+
+
+def _give_existing_practices_a_public_key() -> None:
+    """Data migration: practices created before 0004 get their web-chat key too."""
+    bind = op.get_bind()
+    practice = sa.table("practice", sa.column("id", sa.Uuid()), sa.column("public_key", sa.String))
+    for row in bind.execute(sa.select(practice.c.id)).all():
+        bind.execute(
+            practice.update()
+            .where(practice.c.id == row.id)
+            .values(public_key="pk_" + secrets.token_urlsafe(18))
+        )
 
 
 def downgrade() -> None:
