@@ -65,6 +65,13 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     who = _identity()
     lead = await api.lead(tenant, **who)
     await eventually(lambda: _replied(api, tenant, lead["patient_id"]), "the instant reply")
+
+    async def history() -> list[Any]:
+        # Stage changes are written after the instant reply (at the journey's next wait).
+        stages: list[Any] = (await api.journey(tenant, lead["journey_id"]))["stage_history"]
+        return stages
+
+    await eventually(history, "the journey's stage history")
     r = await api.http.get(f"/v1/patients/{lead['patient_id']}/export", headers=tenant.headers)
     assert r.status_code == 200, r.text
     export = r.json()
@@ -78,8 +85,10 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     assert export["journeys"][0]["stage_history"], "stage history included"
     assert any(m["body"] and who["first_name"] in m["body"] for m in export["messages"])
     assert set(export) == {
-        "patient", "inquiries", "journeys", "journey_events", "messages", "staff_tasks"
+        "patient", "inquiries", "consent_records", "journeys", "journey_events", "messages",
+        "staff_tasks",
     }  # fmt: skip
+    assert [(c["channel"], c["granted"]) for c in export["consent_records"]] == [("sms", True)]
 
 
 async def test_erasure_ends_journeys_and_leaves_no_phi(any_api: Api) -> None:
