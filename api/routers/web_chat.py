@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
+from activities.messaging import DirectSend
 from api.deps import EngineDep, SessionDep, SettingsDep, TemporalDep, client_ip
 from api.errors import not_found
 from api.followups import run_followup
@@ -29,8 +30,8 @@ from api.inbound import Followup
 from api.intake import accept_inquiry
 from api.ratelimit import TokenBucketLimiter, retry_after_header
 from api.schemas import InquiryCreate, WebChatAccepted, WebChatInquiry
-from models.enums import InquiryChannel
-from models.tables import Practice
+from models.enums import Channel, InquiryChannel, MessageKind
+from models.tables import Patient, Practice, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,35 @@ async def web_chat_inquiry(
             raise RequestValidationError(
                 [e | {"loc": ("body", *e["loc"])} for e in err.errors()]
             ) from None
+        had_consent = _sms_consent_before(tx, practice, inquiry)
         result = accept_inquiry(tx, practice, inquiry, None)
-        return Followup("inquiry", result.patient_id, result.plan)
+        answers = []
+        if result.plan is not None and inquiry.consent.sms and inquiry.phone and not had_consent:
+            # CTIA: a new SMS opt-in is confirmed at once (program, frequency, rates, HELP/STOP).
+            answers.append(
+                DirectSend(
+                    f"web-chat:{result.inquiry_id}:opt_in_confirmation",
+                    result.patient_id,
+                    MessageKind.CARE,
+                    utcnow(),
+                    template="opt_in_confirmation",
+                    channel=Channel.SMS,
+                    respond=True,
+                )
+            )
+        return Followup("inquiry", result.patient_id, result.plan, answers=answers)
 
     followup = await run_in_threadpool(handle, session)
     await run_followup(request.app, followup, engine, settings, temporal)
     return WebChatAccepted()
+
+
+def _sms_consent_before(session: Session, practice: Practice, inquiry: InquiryCreate) -> bool:
+    if not inquiry.phone:
+        return False
+    known = session.exec(
+        select(Patient)
+        .where(Patient.practice_id == practice.id)
+        .where(Patient.phone == inquiry.phone)
+    ).first()
+    return known is not None and known.sms_consent and not known.sms_suppressed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from models.tables import (
     StaffTask,
 )
 from tests.api.conftest import Api, StackFactory, Tenant, eventually, sqlite_url
+from tests.phi import EMAIL, FIRST, LAST, assert_no_phi
 
 TOKEN = "twilio-auth-token-for-tests"
 BASE = "https://api.glow.example.com"
@@ -510,3 +512,27 @@ async def test_staff_reply_validation(api: Api) -> None:
     other, _ = await practice(api)
     r = await api.http.post(url, headers=other.headers, json={"body": "hi"})
     assert r.status_code == 404
+
+
+async def test_no_phi_in_logs_or_answers_of_the_webhooks(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _, line = await practice(api)
+    phone = "+14155550199"
+    await text(api, line, phone, f"Hi, {FIRST} {LAST} here, {EMAIL}")
+    await eventually(lambda: _outbox_async(api, phone), "the reply to a new texter")
+    for body in ("STOP", "START", "HELP", f"{FIRST} again"):
+        await text(api, line, phone, body)
+    await call(api, line, phone, "busy")
+    r = await twilio(api, "/v1/webhooks/twilio/sms", {"From": phone, "Body": FIRST}, "bad")
+    assert r.status_code == 403
+    assert_no_phi("the 403 answer", r.text)
+    records = [r for r in caplog.records if r.levelno >= logging.DEBUG]
+    assert records
+    lines = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
+    assert_no_phi("the log lines", lines)
+
+
+async def _outbox_async(api: Api, phone: str) -> list[OutboxMessage]:
+    return outbox_to(api, phone)

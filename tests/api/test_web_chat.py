@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from models.tables import ConsentRecord, Inquiry
+from models.tables import ConsentRecord, Inquiry, OutboxMessage
 from tests.api.conftest import Api, StackFactory, eventually, sqlite_url
 
 WORDING = "I agree to receive texts from Glow Aesthetics. Msg & data rates may apply."
@@ -144,3 +144,13 @@ async def test_rate_limited_per_client_ip(
         assert codes == [202, 202, 429]
         r = await post(limited, key, form())
         assert int(r.headers["Retry-After"]) >= 1
+
+
+async def test_a_new_sms_opt_in_is_confirmed_at_once(api: Api) -> None:
+    key = await public_key(api)
+    phone = "+13125550188"
+    body = form(phone=phone, email=None, consent={"sms": True, "email": False, "wording": WORDING})
+    assert (await post(api, key, body)).status_code == 202
+    with Session(api.engine) as s:
+        texts = [m.body for m in s.exec(select(OutboxMessage).where(OutboxMessage.to == phone))]
+    assert any("Reply HELP for help, STOP to opt out" in t for t in texts)
