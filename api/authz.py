@@ -53,6 +53,9 @@ SIGNED_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/twilio/status"): "X-Twilio-Signature",
     ("POST", "/v1/webhooks/twilio/voice-status"): "X-Twilio-Signature",
     ("POST", "/v1/webhooks/sendgrid/events"): "X-Twilio-Email-Event-Webhook-Signature",
+    ("GET", "/v1/webhooks/meta"): "hub.verify_token (Meta's subscription handshake)",
+    ("POST", "/v1/webhooks/meta"): "X-Hub-Signature-256",
+    ("POST", "/v1/webhooks/google"): "X-Goog-Signature (or the verification's client token)",
 }
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/web-chat/widget.js"): "static script",

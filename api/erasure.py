@@ -36,6 +36,7 @@ from models.tables import (
     Message,
     OutboxMessage,
     Patient,
+    PatientHandle,
     StaffTask,
     utcnow,
 )
@@ -177,6 +178,8 @@ def _scrub(session: Session, patient: Patient) -> None:
     session.execute(
         sa.update(Message).where(col(Message.patient_id) == patient.id).values(body=None)
     )
+    # Platform handles (a page-scoped id) identify the person on that platform: gone too.
+    session.execute(sa.delete(PatientHandle).where(col(PatientHandle.patient_id) == patient.id))
     # The outbox is the stand-in provider's record of what it was handed: address and body.
     ledger_keys = select(Message.idempotency_key).where(Message.patient_id == patient.id)
     session.execute(

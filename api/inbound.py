@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from activities.messaging import DirectSend
 from api.intake import IntakeResult, accept_inquiry
 from api.journey_starter import StartPlan
-from api.schemas import InquiryCreate
+from api.schemas import Consent, InquiryCreate
 from models.enums import (
     TERMINAL_STATUSES,
     Channel,
@@ -39,7 +39,16 @@ from models.enums import (
     MessageKind,
     MessageStatus,
 )
-from models.tables import ConsentRecord, Journey, JourneyEventRow, Message, Patient, Practice
+from models.tables import (
+    ConsentRecord,
+    Journey,
+    JourneyEventRow,
+    Message,
+    Patient,
+    PatientHandle,
+    Practice,
+    PracticeAccount,
+)
 
 log = logging.getLogger(__name__)
 
@@ -378,3 +387,77 @@ def missed_call(
             )
         )
     return Followup("inquiry", result.patient_id, result.plan, answers=answers)
+
+
+def practice_by_account(session: Session, channel: str, account_id: str) -> Practice | None:
+    account = session.exec(
+        select(PracticeAccount)
+        .where(PracticeAccount.channel == channel)
+        .where(PracticeAccount.account_id == account_id)
+    ).first()
+    return session.get(Practice, account.practice_id) if account is not None else None
+
+
+def inbound_dm(
+    session: Session,
+    practice: Practice,
+    channel: str,
+    handle: str,
+    text: str,
+    message_id: str,
+    at: datetime,
+    first_name: str | None = None,
+) -> Followup:
+    """A direct message on a platform (Instagram, Facebook, Google Business Profile): a reply
+    from a patient with a live journey, else a new inquiry (channel `dm`). The platform handle
+    is how the patient is known there: no phone or email is needed."""
+    key = f"{channel}:{message_id}"[:250]
+    if seen(session, key):
+        return Followup("duplicate")
+    link = session.exec(
+        select(PatientHandle)
+        .where(PatientHandle.practice_id == practice.id)
+        .where(PatientHandle.channel == channel)
+        .where(PatientHandle.handle == handle)
+    ).first()
+    patient = session.get(Patient, link.patient_id) if link is not None else None
+    if patient is not None and live_journeys(session, patient):
+        store_inbound(session, patient, channel, key, text, at, channel, message_id)
+        targets = signal_patient(session, patient, EventType.PATIENT_REPLIED, key, at, None)
+        session.commit()
+        return Followup("reply", patient.id, None, targets)
+    if patient is None:
+        patient = Patient(
+            practice_id=practice.id,
+            first_name=(first_name or "").strip()[:100] or None,
+            timezone=practice.timezone,
+        )
+        session.add(patient)
+        session.flush()
+        session.add(
+            PatientHandle(
+                practice_id=practice.id, patient_id=patient.id, channel=channel, handle=handle
+            )
+        )
+    # No phone or email: the inquiry is built without the contact check of the public API
+    # (the patient is named by id), and validated field by field where it matters.
+    body = InquiryCreate.model_construct(
+        channel=InquiryChannel.DM,
+        first_name=None,
+        last_name=None,
+        email=None,
+        phone=None,
+        interest=_line_of(session, patient) or practice.revenue_lines[0],
+        message=text[:2000] or None,
+        source=channel,
+        external_id=key[:200],
+        referred_by=None,
+        consent=Consent(),
+        timezone=None,
+        state=None,
+    )
+    result = accept_inquiry(session, practice, body, None, patient_id=patient.id)
+    if result.plan is not None:
+        store_inbound(session, patient, channel, key, text, at, channel, message_id)
+        session.commit()
+    return Followup("inquiry", result.patient_id, result.plan)

@@ -59,13 +59,19 @@ def accept_inquiry(
     body: InquiryCreate,
     idempotency_key: str | None,
     before_commit: BeforeCommit | None = None,
+    *,
+    patient_id: uuid.UUID | None = None,
 ) -> IntakeResult:
+    """`patient_id` names the patient when there is no phone or email to find them by (a
+    direct message on a platform, api/inbound.py)."""
     external_id = body.external_id or idempotency_key
     digest = request_hash(body, external_id)
     for attempt in range(ATTEMPTS):
         try:
             with _serialized(session, practice.id, body):
-                return _accept_once(session, practice, body, external_id, digest, before_commit)
+                return _accept_once(
+                    session, practice, body, external_id, digest, before_commit, patient_id
+                )
         except IntegrityError:
             session.rollback()
             log.info("inquiry intake lost a unique-key race; retrying (attempt %d)", attempt + 1)
@@ -100,6 +106,7 @@ def _accept_once(
     external_id: str | None,
     digest: str,
     before_commit: BeforeCommit | None,
+    patient_id: uuid.UUID | None = None,
 ) -> IntakeResult:
     if external_id is not None:
         existing = session.exec(
@@ -122,7 +129,7 @@ def _accept_once(
     if body.referred_by is not None and not _patient_exists(session, practice, body.referred_by):
         raise field_error("referred_by", "no such patient")
 
-    patient = _find_or_create_patient(session, practice, body)
+    patient = _find_or_create_patient(session, practice, body, patient_id)
     journey = _find_or_reopen_journey(session, practice, patient, line)
     inquiry = Inquiry(
         practice_id=practice.id,
@@ -186,8 +193,10 @@ def _find_patient(session: Session, practice: Practice, body: InquiryCreate) -> 
     return None
 
 
-def _find_or_create_patient(session: Session, practice: Practice, body: InquiryCreate) -> Patient:
-    patient = _find_patient(session, practice, body)
+def _find_or_create_patient(
+    session: Session, practice: Practice, body: InquiryCreate, known: uuid.UUID | None = None
+) -> Patient:
+    patient = session.get(Patient, known) if known else _find_patient(session, practice, body)
     if patient is None:
         patient = Patient(
             practice_id=practice.id,

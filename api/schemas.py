@@ -104,6 +104,15 @@ class ResponseBody(BaseModel):
 # ---- practices -------------------------------------------------------------------------------
 
 
+class MessagingAccount(RequestBody):
+    channel: Literal["facebook", "instagram", "google"]
+    account_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Facebook page id, Instagram business account id, or Google agent id",
+    )
+
+
 class PracticeCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     timezone: TimeZoneName
@@ -120,6 +129,11 @@ class PracticeCreate(RequestBody):
     )
     help_text: str | None = Field(
         default=None, min_length=1, max_length=200, description="What a text of HELP answers"
+    )
+    messaging_accounts: list[MessagingAccount] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Where direct messages to the practice arrive (their webhooks route here)",
     )
 
     @field_validator("sms_number")

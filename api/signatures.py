@@ -58,3 +58,12 @@ def hub_valid(app_secret: str | None, payload: bytes, header: str | None) -> boo
         return False
     expected = hmac.new(app_secret.encode(), payload, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").encode())
+
+
+def google_valid(client_token: str | None, payload: bytes, header: str | None) -> bool:
+    """Google's `X-Goog-Signature: base64(HMAC-SHA512 of the raw body, keyed by the partner's
+    client token)`."""
+    if not client_token or not header:
+        return False
+    digest = hmac.new(client_token.encode(), payload, hashlib.sha512).digest()
+    return hmac.compare_digest(base64.b64encode(digest), header.strip().encode())

@@ -248,3 +248,30 @@ class ConsentRecord(SQLModel, table=True):
     wording: str | None = Field(default=None, max_length=2000)
     evidence: str | None = Field(default=None, max_length=100)  # inquiry id, provider message id
     at: datetime = _ts(default_factory=utcnow)
+
+
+class PracticeAccount(SQLModel, table=True):
+    """A practice's account on a messaging platform (a Facebook page, an Instagram business
+    account, a Google Business Profile agent): routes that platform's webhooks to the practice."""
+
+    __tablename__ = "practice_account"
+    __table_args__ = (sa.UniqueConstraint("channel", "account_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    channel: str = Field(max_length=10)  # facebook | instagram | google
+    account_id: str = Field(max_length=200)
+
+
+class PatientHandle(SQLModel, table=True):
+    """Who a patient is on a messaging platform (a page-scoped id, a conversation id): how a
+    direct message finds its patient when there is no phone or email. Scrubbed by erasure."""
+
+    __tablename__ = "patient_handle"
+    __table_args__ = (sa.UniqueConstraint("practice_id", "channel", "handle"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    channel: str = Field(max_length=10)
+    handle: str = Field(max_length=200)

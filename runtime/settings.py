@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     sendgrid_transactional_group_id: int | None = None
     # The Event Webhook's verification key (base64 DER, from SendGrid's Mail Settings).
     sendgrid_webhook_public_key: str | None = None
+    # Instagram/Facebook messaging (Meta): the app secret signs webhooks (X-Hub-Signature-256);
+    # the verify token answers Meta's subscription handshake.
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+    # Google Business Profile messages: the partner's client token signs webhooks
+    # (X-Goog-Signature, HMAC-SHA512) and answers the verification request.
+    google_messages_client_token: SecretStr | None = None
     # Public web chat: requests per minute per client IP, and the least time a human takes to
     # fill the form (bot protection, with the honeypot field).
     web_chat_rate_per_ip_per_minute: int = Field(default=10, ge=1)

@@ -15,7 +15,7 @@ from api.deps import Principal, SessionDep, hash_api_key, new_api_key, require
 from api.errors import conflict
 from api.schemas import PracticeCreate, PracticeCreated, PracticeOut
 from models.enums import Role
-from models.tables import ApiKey, Practice
+from models.tables import ApiKey, Practice, PracticeAccount
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
 
@@ -43,11 +43,17 @@ def create_practice(body: PracticeCreate, principal: Admin, session: SessionDep)
         help_text=body.help_text,
     )
     session.add(practice)
+    for account in body.messaging_accounts:
+        session.add(
+            PracticeAccount(
+                practice_id=practice.id, channel=account.channel, account_id=account.account_id
+            )
+        )
     try:
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise conflict("sms_number already belongs to another practice") from None
+        raise conflict("sms_number or a messaging account belongs to another practice") from None
     key = ApiKey(
         practice_id=practice.id,
         role=Role.PRACTICE_ADMIN.value,

@@ -4,24 +4,35 @@ missing, malformed or wrong signature is a 403. The routes are listed in api/aut
 `SIGNED_ROUTES` (the authorization matrix test checks every served route is accounted for).
 
 Twilio: inbound SMS, message status callbacks, voice status callbacks (missed-call text-back).
-SendGrid: the signed Event Webhook."""
+SendGrid: the signed Event Webhook. Meta: Instagram and Facebook direct messages (with the
+verify-token handshake). Google: Business Profile messages."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import PlainTextResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, SessionDep, SettingsDep, TemporalDep
 from api.followups import run_followup
-from api.inbound import MISSED_CALL_STATUSES, Followup, inbound_sms, missed_call, practice_by_number
+from api.inbound import (
+    MISSED_CALL_STATUSES,
+    Followup,
+    inbound_dm,
+    inbound_sms,
+    missed_call,
+    practice_by_account,
+    practice_by_number,
+)
 from api.provider_events import sendgrid_events, twilio_status
-from api.signatures import public_url, sendgrid_valid, twilio_valid
+from api.signatures import google_valid, hub_valid, public_url, sendgrid_valid, twilio_valid
 from models.tables import utcnow
 from runtime.settings import Settings
 
@@ -195,3 +206,143 @@ async def sendgrid_event_webhook(
             temporal,
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# ---- Instagram / Facebook (Meta) and Google Business Profile ------------------------------------
+
+
+@router.get("/meta", response_class=PlainTextResponse, responses={403: {}})
+def meta_subscription_handshake(request: Request, settings: SettingsDep) -> PlainTextResponse:
+    """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is ours."""
+    q = request.query_params
+    expected = settings.meta_verify_token.get_secret_value() if settings.meta_verify_token else ""
+    given = q.get("hub.verify_token", "")
+    if (
+        q.get("hub.mode") != "subscribe"
+        or not expected
+        or not hmac.compare_digest(given.encode(), expected.encode())
+    ):
+        raise _forbidden()
+    return PlainTextResponse(q.get("hub.challenge", "")[:200])
+
+
+def _meta_messages(payload: Any) -> list[tuple[str, str, str, str, str]]:
+    """(channel, account id, sender handle, message id, text) of each inbound text message;
+    echoes of our own messages, reactions and attachments-only messages are not inquiries."""
+    found: list[tuple[str, str, str, str, str]] = []
+    if not isinstance(payload, dict):
+        return found
+    channel = "instagram" if payload.get("object") == "instagram" else "facebook"
+    for entry in payload.get("entry") or []:
+        if not isinstance(entry, dict):
+            continue
+        for item in entry.get("messaging") or []:
+            message = item.get("message") if isinstance(item, dict) else None
+            if not isinstance(message, dict) or message.get("is_echo"):
+                continue
+            text, mid = message.get("text"), message.get("mid")
+            sender = (item.get("sender") or {}).get("id")
+            account = str(entry.get("id") or (item.get("recipient") or {}).get("id") or "")
+            if isinstance(text, str) and mid and sender and account:
+                found.append((channel, account, str(sender)[:200], str(mid)[:200], text[:4000]))
+    return found
+
+
+def _meta_one(
+    session: Session, channel: str, account: str, sender: str, mid: str, text: str
+) -> Followup:
+    practice = practice_by_account(session, channel, account)
+    if practice is None:
+        return Followup("ignored")
+    return inbound_dm(session, practice, channel, sender, text, mid, utcnow())
+
+
+@router.post("/meta", status_code=status.HTTP_200_OK, response_class=Response)
+async def meta_messages(
+    request: Request,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> Response:
+    """Instagram and Facebook (Messenger) direct messages: new inquiries and replies."""
+    raw = await request.body()
+    secret = settings.meta_app_secret.get_secret_value() if settings.meta_app_secret else None
+    if not hub_valid(secret, raw, request.headers.get("x-hub-signature-256")):
+        log.warning("meta webhook refused: bad signature")
+        raise _forbidden()
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="not JSON") from None
+    for channel, account, sender, mid, text in _meta_messages(payload):
+        followup = await run_in_threadpool(_meta_one, session, channel, account, sender, mid, text)
+        log.info("%s message handled: outcome=%s", channel, followup.outcome)
+        await run_followup(request.app, followup, engine, settings, temporal)
+    return Response(status_code=status.HTTP_200_OK)
+
+
+@router.post("/google", response_class=Response)
+async def google_messages(
+    request: Request,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> Response:
+    """Google Business Profile messages: the verification request (answered with its secret)
+    and user messages (new inquiries and replies), signed with X-Goog-Signature."""
+    raw = await request.body()
+    token = (
+        settings.google_messages_client_token.get_secret_value()
+        if settings.google_messages_client_token
+        else None
+    )
+    try:
+        payload: Any = json.loads(raw)
+    except ValueError:
+        payload = None
+    if (
+        isinstance(payload, dict)
+        and "secret" in payload
+        and token
+        and hmac.compare_digest(str(payload.get("clientToken", "")).encode(), token.encode())
+    ):
+        return PlainTextResponse(str(payload["secret"])[:200])  # the one-time verification
+    if not google_valid(token, raw, request.headers.get("x-goog-signature")):
+        log.warning("google webhook refused: bad signature")
+        raise _forbidden()
+    if not isinstance(payload, dict):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="not a JSON object")
+    message = payload.get("message")
+    agent = str(payload.get("agent", "")).rsplit("/", 1)[-1]
+    conversation = payload.get("conversationId")
+    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+        return Response(status_code=status.HTTP_200_OK)  # receipts, typing: nothing to do
+    if not agent or not conversation or not message.get("messageId"):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="agent, conversationId and message.messageId are required",
+        )
+    user = (payload.get("context") or {}).get("userInfo") or {}
+    name = str(user.get("displayName") or "").split(" ")[0] or None
+
+    def handle(tx: Session) -> Followup:
+        practice = practice_by_account(tx, "google", agent)
+        if practice is None:
+            return Followup("ignored")
+        return inbound_dm(
+            tx,
+            practice,
+            "google",
+            str(conversation)[:200],
+            str(message["text"])[:4000],
+            str(message["messageId"])[:200],
+            utcnow(),
+            first_name=name,
+        )
+
+    followup = await run_in_threadpool(handle, session)
+    log.info("google message handled: outcome=%s", followup.outcome)
+    await run_followup(request.app, followup, engine, settings, temporal)
+    return Response(status_code=status.HTTP_200_OK)

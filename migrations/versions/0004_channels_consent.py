@@ -67,6 +67,37 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_consent_record_practice_id"), "consent_record", ["practice_id"], unique=False
     )
+    op.create_table(
+        "practice_account",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("practice_id", sa.Uuid(), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.ForeignKeyConstraint(["practice_id"], ["practice.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("channel", "account_id"),
+    )
+    op.create_index(
+        op.f("ix_practice_account_practice_id"), "practice_account", ["practice_id"], unique=False
+    )
+    op.create_table(
+        "patient_handle",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("practice_id", sa.Uuid(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("handle", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+        sa.ForeignKeyConstraint(["practice_id"], ["practice.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("practice_id", "channel", "handle"),
+    )
+    op.create_index(
+        op.f("ix_patient_handle_patient_id"), "patient_handle", ["patient_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_patient_handle_practice_id"), "patient_handle", ["practice_id"], unique=False
+    )
 
 
 def _give_existing_practices_a_public_key() -> None:
@@ -82,6 +113,11 @@ def _give_existing_practices_a_public_key() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_patient_handle_practice_id"), table_name="patient_handle")
+    op.drop_index(op.f("ix_patient_handle_patient_id"), table_name="patient_handle")
+    op.drop_table("patient_handle")
+    op.drop_index(op.f("ix_practice_account_practice_id"), table_name="practice_account")
+    op.drop_table("practice_account")
     op.drop_index(op.f("ix_consent_record_practice_id"), table_name="consent_record")
     op.drop_index(op.f("ix_consent_record_patient_id"), table_name="consent_record")
     op.drop_table("consent_record")
