@@ -107,7 +107,7 @@ class Patient(SQLModel, table=True):
     sms_suppressed: bool = False
     email_suppressed: bool = False
     # The provider said the number cannot take texts (invalid, landline: Twilio 21211/21614).
-    # Not an opt-out: a new number from the patient clears it.
+    # Not an opt-out, and recorded apart from one: the patient did not refuse anything.
     sms_unusable: bool = False
     referred_by: uuid.UUID | None = Field(default=None)
     created_at: datetime = _ts(default_factory=utcnow)

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
                 )
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
+            if (self.twilio_configured or self.sendgrid_configured) and not (
+                self.public_base_url.startswith("https://")
+            ):
+                raise ValueError(
+                    "PUBLIC_BASE_URL must be the public https URL of the API when Twilio or "
+                    "SendGrid is configured: their webhooks are signed against it"
+                )
             if self.payload_encryption_keys is None:
                 raise ValueError(
                     "PAYLOAD_ENCRYPTION_KEYS is not set; production refuses to send patient "

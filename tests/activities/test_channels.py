@@ -79,7 +79,7 @@ def test_invalid_or_landline_number_is_marked_unusable(engine: Engine, code: int
     gate = Messaging(engine, twilio(fake))
     assert gate.send(send_input(seeded, "k")).status is MessageStatus.FAILED
     p = patient(engine, seeded.patient.id)
-    assert p.sms_unusable and not p.sms_suppressed  # not an opt-out: a new number clears it
+    assert p.sms_unusable and not p.sms_suppressed  # not an opt-out
     care = gate.send(
         send_input(seeded, "k2", template="consult_reminder_1d", kind=MessageKind.CARE)
     )
