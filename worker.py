@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities.channels import build_provider
 from activities.journey_records import JourneyRecords
+from activities.library import LibraryActivities
 from activities.messaging import Messaging
 from activities.providers import Provider
 from runtime.db import make_engine
@@ -33,6 +34,7 @@ def build_worker(
     max_concurrent_activities: int = 16,
 ) -> Worker:
     records = JourneyRecords(engine)
+    library = LibraryActivities(engine)
     messaging = Messaging(
         engine, provider or build_provider(settings, engine), daily_cap=settings.daily_message_cap
     )
@@ -43,6 +45,7 @@ def build_worker(
         activities=[
             records.write,
             messaging.send,
+            library.resolve_track,
         ],
         # Activities are synchronous database code; they run on this pool.
         activity_executor=ThreadPoolExecutor(max_concurrent_activities),

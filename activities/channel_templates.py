@@ -1,12 +1,12 @@
 """Channel messages that belong to no journey step: the answers to HELP, STOP and START (CTIA's
 required wording), the opt-in confirmation and the missed-call text-back. Same shapes as
-activities/templates.py; `render()` there looks here for ids it does not know.
+the template library; `lookup()` in activities/templates.py looks here for ids it does not know.
 
 Kept apart from the journey template library so the two can change independently."""
 
 from __future__ import annotations
 
-from activities.templates import Template, _t
+from activities.template_library import Template, _t
 
 # CTIA: the HELP answer names the program, says how to get help and how to opt out; the STOP
 # answer confirms the opt-out and sends nothing more; the opt-in confirmation names the program,

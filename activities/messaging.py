@@ -23,6 +23,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -45,7 +46,8 @@ from activities.send_window import next_allowed
 from activities.templates import render
 from models.enums import Channel, Direction, MessageKind, MessageStatus
 from models.journey_types import SendInput, SendResult
-from models.tables import ConsentRecord, Journey, Message, Patient, Practice
+from models.tables import ConsentRecord, Journey, Message, Patient, Practice, PracticeLibrary
+from workflows.catalog import find_service
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ class _Ask:
     body: str | None = None
     channel: Channel | None = None
     confirm_opt_out: bool = False
+    service: str | None = None
 
 
 class Messaging:
@@ -136,6 +139,7 @@ class Messaging:
                 window_exempt=inp.immediate_reply,
                 expires_at=inp.expires_at,
                 appointment_at=inp.appointment_at,
+                service=inp.service,
             )
             return self._gate(session, patient, practice, row, ask)
 
@@ -223,7 +227,12 @@ class Messaging:
         else:
             try:
                 assert ask.template is not None
-                subject, body = render(ask.template, self._context(patient, practice, ask))
+                edits = session.get(PracticeLibrary, practice.id)
+                subject, body = render(
+                    ask.template,
+                    self._context(patient, practice, ask, edits),
+                    edits.templates if edits else None,
+                )
             except (KeyError, TemplateError) as err:
                 # A broken template will not mend itself on retry: record it, don't loop.
                 why = f"template error: {type(err).__name__}"
@@ -364,7 +373,13 @@ class Messaging:
             oldest_at = oldest_at.replace(tzinfo=UTC)
         return oldest_at + CAP_WINDOW + timedelta(minutes=1)
 
-    def _context(self, patient: Patient, practice: Practice, ask: _Ask) -> dict[str, str]:
+    def _context(
+        self,
+        patient: Patient,
+        practice: Practice,
+        ask: _Ask,
+        edits: PracticeLibrary | None,
+    ) -> dict[str, str]:
         appointment = ""
         if ask.appointment_at is not None:
             local = ask.appointment_at.astimezone(ZoneInfo(patient.timezone or practice.timezone))
@@ -376,6 +391,8 @@ class Messaging:
             "review_url": practice.review_url or practice.booking_url,
             "appointment": appointment,
             "help_text": practice.help_text or default_help_text(practice.name),
+            "treatment": _treatment(ask.service, edits),
+            "referral_url": _with_query(practice.booking_url, "ref", str(patient.id)),
         }
 
     # ---- outcomes ---------------------------------------------------------------------------
@@ -407,3 +424,18 @@ class Messaging:
             retry_at=row.retry_at,
             reason=row.status_reason,
         )
+
+
+def _treatment(service: str | None, edits: PracticeLibrary | None) -> str:
+    """A treatment is PHI: named only when the practice opted in, else a neutral phrase."""
+    found = find_service(service)
+    if found is None or edits is None or not edits.show_treatment_names:
+        return "your treatment"
+    return found.name
+
+
+def _with_query(url: str, key: str, value: str) -> str:
+    """The booking link with the referrer's opaque id, for referral attribution."""
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query), (key, value)])
+    return urlunsplit(parts._replace(query=query))

@@ -1,36 +1,23 @@
-"""Built-in message templates, rendered in a Jinja2 sandbox.
+"""Message templates: the built-in library, a practice's overrides, and the Jinja2 sandbox that
+renders both.
 
-PHI-minimal by default (DESIGN §6): a first name, the practice, a time and a link — never a
-treatment name. Marketing texts carry the STOP language CTIA expects. The full library with
-practice overrides is issue 3."""
+PHI-minimal by default (DESIGN §6): a first name, the practice, a time and a link; a treatment
+only through `{{ treatment }}`, named when the practice opts in. Marketing texts carry the STOP
+language CTIA expects. An override is checked when it is saved (`validate_override`): syntax,
+known variables only, a trial render, STOP language on marketing — so a broken override is
+refused at save time, never discovered at send time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from activities.template_library import LIBRARY_TEMPLATES, STOP, Template, _t
+
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-STOP = " Reply STOP to opt out."
-
-
-@dataclass(frozen=True)
-class Template:
-    sms: str
-    subject: str
-    marketing: bool = True
-
-    @property
-    def email(self) -> str:
-        return self.sms
-
-
-def _t(sms: str, subject: str, marketing: bool = True) -> Template:
-    return Template(sms + (STOP if marketing else ""), subject, marketing)
-
 
 BOOK = "Book here: {{ booking_url }}"
 TEMPLATES: dict[str, Template] = {
@@ -135,8 +122,8 @@ TEMPLATES: dict[str, Template] = {
         "How was your experience?",
     ),
     "referral_ask": _t(
-        "{{ first_name }}, know someone who'd love {{ practice }}? Send them our way: "
-        "{{ booking_url }}",
+        "{{ first_name }}, know someone who'd love {{ practice }}? Send them your link: "
+        "{{ referral_url }}",
         "Share {{ practice }} with a friend",
     ),
     "cross_sell_maintenance": _t(
@@ -198,17 +185,87 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
-def render(template_id: str, context: dict[str, Any]) -> tuple[str, str]:
+TEMPLATES |= LIBRARY_TEMPLATES
+
+# What a template may use. `treatment` is the service's name only when the practice opts in.
+VARIABLES = (
+    "first_name",
+    "practice",
+    "booking_url",
+    "review_url",
+    "referral_url",
+    "appointment",
+    "treatment",
+)
+SAMPLE_CONTEXT = {
+    "first_name": "Alex",
+    "practice": "Sample Aesthetics",
+    "booking_url": "https://book.example.com/sample",
+    "review_url": "https://reviews.example.com/sample",
+    "referral_url": "https://book.example.com/sample?ref=0000",
+    "appointment": "Tue Mar 2 at 10:00 AM",
+    "treatment": "your treatment",
+}
+MAX_SMS = 640  # four segments: longer texts split badly and read as spam
+MAX_SUBJECT = 150
+
+
+def lookup(template_id: str, overrides: Mapping[str, Any] | None = None) -> Template:
+    """The practice's version of a template if it saved one, else the library's."""
+    base = TEMPLATES.get(template_id) or _channel_template(template_id)
+    edit = (overrides or {}).get(template_id)
+    if not edit:
+        return base
+    return Template(edit.get("sms", base.sms), edit.get("subject", base.subject), base.marketing)
+
+
+def render(
+    template_id: str, context: dict[str, Any], overrides: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
     """Returns (subject, body). Raises KeyError for an unknown template id."""
-    tpl = TEMPLATES.get(template_id) or _channel_template(template_id)
+    tpl = lookup(template_id, overrides)
     body = _env.from_string(tpl.sms).render(**context)
     subject = _env.from_string(tpl.subject).render(**context)
     return subject, body
 
 
+def validate_override(template_id: str, sms: str, subject: str) -> list[tuple[str, str]]:
+    """Field-level problems with a practice's text for `template_id` (empty: fine)."""
+    if template_id not in TEMPLATES:
+        return [("template_id", "no such template in the library")]
+    problems: list[tuple[str, str]] = []
+    for field, text, limit in (("sms", sms, MAX_SMS), ("subject", subject, MAX_SUBJECT)):
+        try:
+            used = meta.find_undeclared_variables(_env.parse(text))
+        except TemplateError as err:
+            problems.append((field, f"template syntax error: {err.message}"))
+            continue
+        unknown = sorted(used - set(VARIABLES))
+        if unknown:
+            problems.append(
+                (field, f"unknown variables {unknown}; allowed: {', '.join(VARIABLES)}")
+            )
+            continue
+        try:
+            rendered = _env.from_string(text).render(**SAMPLE_CONTEXT)
+        except TemplateError as err:
+            problems.append((field, f"does not render: {type(err).__name__}"))
+            continue
+        if not rendered.strip():
+            problems.append((field, "renders empty"))
+        elif len(rendered) > limit:
+            problems.append((field, f"renders {len(rendered)} characters; at most {limit}"))
+    if TEMPLATES[template_id].marketing and "stop" not in sms.lower():
+        problems.append(
+            ("sms", f"a marketing text must tell how to opt out, e.g. '{STOP.strip()}'")
+        )
+    return problems
+
+
 def _channel_template(template_id: str) -> Template:
-    # Channel answers (HELP/STOP/START, missed-call text-back) live in their own module;
-    # imported here, not at the top, because that module builds on this one.
+    # Channel answers (HELP/STOP/START, missed-call text-back) live in their own module and
+    # are not practice-editable (CTIA wording); imported here, not at the top, because that
+    # module builds on this one's library.
     from activities.channel_templates import CHANNEL_TEMPLATES
 
     return CHANNEL_TEMPLATES[template_id]

@@ -22,6 +22,8 @@ class Permission(StrEnum):
     API_KEY_MANAGE = "api_key.manage"
     AUDIT_READ = "audit.read"
     HISTORY_DECODE = "temporal.history.decode"  # the codec server, for the Temporal UI
+    LIBRARY_READ = "library.read"  # the track library, the practice's edits, previews
+    LIBRARY_EDIT = "library.edit"
 
 
 _A, _PA, _S, _I = Role.ADMIN, Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION
@@ -42,6 +44,10 @@ POLICY: dict[Permission, frozenset[Role]] = {
     # Decrypting journey histories is reading patient data: people, not integrations. The
     # platform admin may too — it operates the Temporal cluster whose UI calls the codec.
     Permission.HISTORY_DECODE: frozenset({_A, _PA, _S}),
+    # The library is configuration, not patient data, but it is the practice's: staff and
+    # integrations read it and preview; only practice admins change what patients receive.
+    Permission.LIBRARY_READ: frozenset({_PA, _S, _I}),
+    Permission.LIBRARY_EDIT: frozenset({_PA}),
 }
 
 # Routes that take no API key, and what authenticates them instead. Provider webhooks are

@@ -28,6 +28,7 @@ from api.routers import (
     health,
     inquiries,
     journeys,
+    library,
     patients,
     practices,
     web_chat,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         patients,
         audit,
         codec,
+        library,
         webhooks,
         web_chat,
     ):

@@ -113,14 +113,22 @@ class MessagingAccount(RequestBody):
     )
 
 
+AESTHETIC_LINES: tuple[RevenueLine, ...] = tuple(
+    x for x in RevenueLine if x is not RevenueLine.DERMATOLOGY
+)
+
+
 class PracticeCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     timezone: TimeZoneName
     state: StateCode
     booking_url: WebUrl
     review_url: WebUrl | None = None
+    # Dermatology (medical recalls) is opt-in: most aesthetic practices do not offer it.
     revenue_lines: list[RevenueLine] = Field(
-        default_factory=lambda: list(RevenueLine), min_length=1, max_length=len(RevenueLine)
+        default_factory=lambda: list(AESTHETIC_LINES),
+        min_length=1,
+        max_length=len(RevenueLine),
     )
     sms_number: str | None = Field(
         default=None,

@@ -42,6 +42,7 @@ class RevenueLine(StrEnum):
     INJECTABLES = "injectables"
     LASER_ENERGY = "laser_energy"
     BODY_CONTOURING = "body_contouring"
+    DERMATOLOGY = "dermatology"  # medical recalls (skin checks) on the same machinery
 
 
 class Channel(StrEnum):

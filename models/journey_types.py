@@ -16,6 +16,7 @@ from models.enums import (
     RevenueLine,
     Stage,
 )
+from models.track_types import TrackSpec
 
 JOURNEY_WORKFLOW_NAME = "JourneyWorkflow"
 SIGNAL_INQUIRY = "inquiry"
@@ -79,6 +80,13 @@ class JourneyMemory:
     chain_id: str = ""  # stable across continue-as-new; new when a closed journey starts anew
     track_version: int = 1
     exit_reason: str | None = None
+    # The track library (issue 3): `library` once the journey runs library tracks; `track` is
+    # the resolved track of the current cycle (None: resolve at the start of the next run);
+    # `interest` is the service the patient asked about, until a treatment names one.
+    library: bool = False
+    track: TrackSpec | None = None
+    interest: str | None = None
+    asked: dict[str, datetime] = field(default_factory=dict)  # review/referral ask -> when
 
 
 @dataclass
@@ -152,6 +160,13 @@ class StaffTaskInput:
 
 
 @dataclass
+class ResolveTrackInput:
+    practice_id: str
+    revenue_line: RevenueLine
+    service: str | None
+
+
+@dataclass
 class JourneyWrites:
     """What the workflow records between two waits, written in one transaction."""
 
@@ -178,6 +193,7 @@ class SendInput:
     appointment_at: datetime | None = None
     immediate_reply: bool = False  # the reply to a fresh inquiry: exempt from the send window
     expires_at: datetime | None = None  # after this the message is pointless (skip, not send)
+    service: str | None = None  # catalog key: named in the text only if the practice opts in
 
 
 @dataclass

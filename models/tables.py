@@ -275,3 +275,26 @@ class PatientHandle(SQLModel, table=True):
     patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
     channel: str = Field(max_length=10)
     handle: str = Field(max_length=200)
+
+
+class PracticeLibrary(SQLModel, table=True):
+    """A practice's edits to the built-in library (workflows/library.py): service rhythms,
+    track steps and template texts, each validated when saved. `revision` counts saves; a
+    journey records the revision its cycle runs ("library.revision")."""
+
+    __tablename__ = "practice_library"
+
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", primary_key=True)
+    revision: int = Field(default=0)
+    # Treatment names appear in messages only when the practice opts in (PHI-minimal default).
+    show_treatment_names: bool = Field(default=False)
+    services: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    tracks: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    templates: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    updated_at: datetime = _ts(default_factory=utcnow)

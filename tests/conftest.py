@@ -3,6 +3,7 @@ by Alembic exactly as production is, and seed helpers that create rows the way t
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import uuid
@@ -29,7 +30,12 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # A fresh payload key per run: every Temporal client, worker and replayer in the suite encrypts,
 # so the whole suite exercises the codec (and a stale key from an earlier run cannot help).
 TEST_KEY_ID = "test-key"
-TEST_PAYLOAD_KEYS = f"{TEST_KEY_ID}:{generate_key()}"
+_RUN_KEY = f"{TEST_KEY_ID}:{generate_key()}"
+# Histories recorded for the replay test (RECORD_HISTORIES=<folder>) are sealed with this
+# published, test-only key, so any later run can open them. It protects nothing real.
+HISTORY_KEY = "recorded-histories:5XmGIC8ns2sOZXLs2hOn/aiZTCw0V3hjrzc+Fk1xoL0="
+_RECORDING = bool(os.environ.get("RECORD_HISTORIES"))
+TEST_PAYLOAD_KEYS = f"{HISTORY_KEY},{_RUN_KEY}" if _RECORDING else f"{_RUN_KEY},{HISTORY_KEY}"
 
 
 def encrypted_settings(**overrides: Any) -> Settings:

@@ -6,7 +6,6 @@ No PHI passes through here: the send activity looks the patient up by id and ren
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -15,17 +14,10 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.journey_records import JourneyRecords
+    from activities.library import LibraryActivities
     from activities.messaging import Messaging
     from models.clock import format_local
-    from models.enums import (
-        TERMINAL_STATUSES,
-        Channel,
-        EventType,
-        JourneyStatus,
-        MessageKind,
-        MessageStatus,
-        Stage,
-    )
+    from models.enums import EventType, Stage
     from models.journey_types import (
         JOURNEY_WORKFLOW_NAME,
         QUERY_STATE,
@@ -38,12 +30,16 @@ with workflow.unsafe.imports_passed_through():
         JourneyState,
         JourneySyncInput,
         JourneyWrites,
+        ResolveTrackInput,
         SendInput,
         StaffTaskInput,
         TransitionInput,
     )
+    from models.track_types import StepSpec
     from runtime.temporal_client import SA_JOURNEY_STAGE, SA_NEXT_ACTION_AT
-    from workflows.tracks import IMMEDIATE_REPLY, Outcome, Step, Track, track_for
+    from workflows.library import REPLY, resolve_track
+    from workflows.machine import JourneyMachine, Planned, journey_status
+    from workflows.tracks import legacy_track_spec
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(
@@ -52,28 +48,9 @@ ACTIVITY_RETRY = RetryPolicy(
 SEEN_EVENT_IDS_KEPT = 500
 HISTORY_KEPT = 30
 
-# Which sequence of the track runs when a stage is entered by an outcome.
-SEQUENCE_FOR_STAGE = {
-    Stage.REACTIVATION: "reactivation",
-    Stage.CONSULT_SHOW: "awaiting_outcome",
-}
-PRE_TREATMENT = (
-    Stage.INQUIRY,
-    Stage.SPEED_TO_LEAD,
-    Stage.CONSULT_BOOKED,
-    Stage.CONSULT_SHOW,
-    Stage.TREATMENT,
-    Stage.REACTIVATION,
-)
-
-
-@dataclass
-class _Planned:
-    at: datetime
-    label: str
-    step: Step | None = None
-    key: str | None = None
-    outcome: Outcome | None = None
+# Journeys that started before the track library ran the frozen version-1 tracks; their
+# histories replay with this patch absent (tests/workflows/histories).
+PATCH_TRACK_LIBRARY = "track-library"
 
 
 @workflow.defn(name=JOURNEY_WORKFLOW_NAME)
@@ -82,19 +59,18 @@ class JourneyWorkflow:
     def __init__(self, inp: JourneyInput) -> None:
         self._in = inp
         self._m: JourneyMemory = inp.memory or JourneyMemory()
-        self._track: Track = track_for(inp.revenue_line)
-        # Events and inquiries in arrival order: an inquiry after an opt-out must be seen after
-        # it. An inquiry that arrived as a previous run ended starts this one (see `run`).
+        # Replaced in `run` once it knows which tracks this history runs (see `_tracks`).
+        track = self._m.track or resolve_track(inp.revenue_line, self._m.interest)
+        self._machine = JourneyMachine(self._m, track, inp.channels, self)
         self._inbox: list[JourneyEvent | InquirySignal] = [
             *self._m.pending_events,
             *self._m.pending_inquiries,
         ]
         self._m.pending_events = []
         self._m.pending_inquiries = []
-        self._next: _Planned | None = None
+        self._next: Planned | None = None
         self._writes = JourneyWrites(journey_id=inp.journey_id)
         self._history: list[str] = []
-        self._continue_as_new = False
 
     # ---- signals and query -------------------------------------------------------------------
 
@@ -182,23 +158,31 @@ class JourneyWorkflow:
 
     @workflow.run
     async def run(self, inp: JourneyInput) -> JourneyResult:
-        if not self._m.chain_id:
+        machine = self._machine
+        first_run = not self._m.chain_id
+        if not self._m.library and workflow.patched(PATCH_TRACK_LIBRARY):
+            self._m.library = True
+        if not self._m.library:
+            machine.track = legacy_track_spec(inp.revenue_line)
+        if first_run:
             await self._begin()
-        while self._m.status not in TERMINAL_STATUSES:
+        if self._m.library and self._m.track is None:
+            await self._resolve_track()
+        while not machine.ended:
             if self._inbox:
                 item = self._inbox.pop(0)
                 if isinstance(item, InquirySignal):
-                    self._repeat_inquiry(item)
+                    machine.repeat_inquiry(item)
                 else:
-                    self._handle(item)
+                    machine.handle(item, workflow.now(), self._local(item.appointment_at))
                 continue
-            if self._continue_as_new or workflow.info().is_continue_as_new_suggested():
+            if machine.cycle_ended or workflow.info().is_continue_as_new_suggested():
                 await self._flush()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._inbox:
                     self._continue_as_new_now()
                 continue
-            planned = self._plan()
+            planned = machine.plan(workflow.now())
             self._publish_next(planned)
             await self._flush()
             if self._inbox:
@@ -217,7 +201,7 @@ class JourneyWorkflow:
             if planned.step is not None and planned.key is not None:
                 await self._run_step(planned.step, planned.key, planned.at)
             elif planned.outcome is not None:
-                self._run_outcome(planned.outcome)
+                machine.run_outcome(planned.outcome, workflow.now())
         self._publish_next(None)
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -236,23 +220,32 @@ class JourneyWorkflow:
         first = next((i for i in self._inbox if isinstance(i, InquirySignal)), None)
         if first is not None:
             self._inbox.remove(first)
-        self._m.stage = Stage.SPEED_TO_LEAD
-        self._m.sequence = "new_lead"
-        self._m.anchor = now
-        self._m.stage_entered_at = now
-        self._m.visit = 1
+            self._m.interest = first.service
+        self._machine.begin(now)
         self._set_details("sending the first reply")
         if first is not None:
-            await self._run_step(IMMEDIATE_REPLY, self._scoped(IMMEDIATE_REPLY), now)
+            await self._run_step(REPLY, self._machine.scoped(REPLY), now)
         else:
-            self._m.done_steps.append(self._scoped(IMMEDIATE_REPLY))
-        reason = f"inquiry via {first.channel}" if first else "enrolled"
-        self._record(None, Stage.INQUIRY, reason, at=first.at if first else now)
-        self._record(Stage.INQUIRY, Stage.SPEED_TO_LEAD, "journey started")
-        self._staff_task("new_lead", key_suffix="new_lead")
+            self._m.done_steps.append(self._machine.scoped(REPLY))
+        self._machine.record_start(first, now)
+
+    async def _resolve_track(self) -> None:
+        """The practice's track for this cycle, frozen into the journey's memory: edits the
+        practice makes later apply from the next cycle."""
+        service = self._m.last_service or self._m.interest
+        track = await workflow.execute_local_activity_method(
+            LibraryActivities.resolve_track,
+            ResolveTrackInput(self._in.practice_id, self._in.revenue_line, service),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary="resolve the practice's track for this cycle",
+        )
+        self._m.track = track
+        self._machine.track = track
+        self.note(f"track {track.id} version {track.version}")
 
     def _continue_as_new_now(self) -> None:
-        self._continue_as_new = False
+        self._machine.cycle_ended = False
         prefix = f"{self._m.visit}:"
         self._m.done_steps = [k for k in self._m.done_steps if k.startswith(prefix)]
         self._m.deferrals = {k: v for k, v in self._m.deferrals.items() if k.startswith(prefix)}
@@ -274,48 +267,7 @@ class JourneyWorkflow:
             )
         )
 
-    # ---- planning ----------------------------------------------------------------------------
-
-    def _series_state(self) -> str:
-        total = self._track.series_sessions
-        return "series_done" if total and self._m.treatments >= total else "series_open"
-
-    def _steps(self) -> tuple[tuple[Step, ...], Outcome]:
-        t, seq = self._track, self._m.sequence
-        appointment_due = Outcome(timedelta(0), "consult time arrived", stage=Stage.CONSULT_SHOW)
-        sequences: dict[str, tuple[tuple[Step, ...], Outcome]] = {
-            "new_lead": (t.new_lead, t.new_lead_outcome),
-            "cancel_recovery": (t.cancel_recovery, t.cancel_outcome),
-            "consult_reminders": (t.consult_reminders, appointment_due),
-            "awaiting_outcome": (t.awaiting_outcome, t.awaiting_outcome_outcome),
-            "no_show_recovery": (t.no_show_recovery, t.no_show_outcome),
-            "quote_follow_up": (t.quote_follow_up, t.quote_outcome),
-            "reactivation": (t.reactivation, t.reactivation_outcome),
-        }
-        if seq == "post_treatment":
-            state = self._series_state()
-            outcome = next(o for o in t.post_treatment_outcomes if o.when in (None, state))
-            return tuple(s for s in t.post_treatment if s.when in (None, state)), outcome
-        return sequences[seq]
-
-    def _scoped(self, step: Step) -> str:
-        return f"{self._m.visit}:{self._m.sequence}:{step.key}"
-
-    def _plan(self) -> _Planned:
-        steps, outcome = self._steps()
-        anchor = self._m.anchor or workflow.now()
-        best = _Planned(anchor + outcome.after, outcome.reason, outcome=outcome)
-        for step in steps:
-            key = self._scoped(step)
-            if key in self._m.done_steps:
-                continue
-            at = self._m.deferrals.get(key) or anchor + step.offset
-            # Ties go to the step: a message due at the same moment as the outcome goes first.
-            if at <= best.at and (best.step is None or at < best.at):
-                best = _Planned(at, step.template or step.task or step.key, step=step, key=key)
-        return best
-
-    def _publish_next(self, planned: _Planned | None) -> None:
+    def _publish_next(self, planned: Planned | None) -> None:
         before = self._next
         self._next = planned
         if planned is not None:
@@ -333,27 +285,16 @@ class JourneyWorkflow:
                 else SA_NEXT_ACTION_AT.value_unset()
             ]
         )
-        self._sync()
+        self.sync()
 
-    # ---- steps and outcomes -----------------------------------------------------------------
+    # ---- steps -------------------------------------------------------------------------------
 
-    async def _run_step(self, step: Step, key: str, due: datetime) -> None:
+    async def _run_step(self, step: StepSpec, key: str, due: datetime) -> None:
+        machine = self._machine
         now = workflow.now()
-        if now > due + step.grace:
-            self._done(key, f"skipped {step.key}: its moment passed")
-            return
-        paused = self._m.staff_paused or (
-            self._m.reply_paused and step.kind is MessageKind.MARKETING
-        )
-        if paused:
-            self._done(key, f"skipped {step.key}: journey paused")
-            return
-        if step.task:
-            self._staff_task(step.task, key_suffix=key)
-            self._done(key, f"staff task {step.task}")
+        if not machine.ready(step, key, due, now):
             return
         assert step.template is not None
-        expires = self._m.appointment_at if self._m.sequence == "consult_reminders" else None
         # The reply to a fresh inquiry runs as a local activity: no round trip through the
         # server before the patient hears back (speed to lead). The ledger's idempotency key
         # makes the local activity's at-least-once execution safe.
@@ -373,159 +314,21 @@ class JourneyWorkflow:
                 stage=self._m.stage,
                 appointment_at=self._m.appointment_at,
                 immediate_reply=step.immediate_reply,
-                expires_at=expires,
+                expires_at=machine.expires_at(),
+                service=self._m.last_service or self._m.interest if self._m.library else None,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
             summary=f"send {step.template} ({self._m.stage.value})",
         )
-        if result.status is MessageStatus.DEFERRED and result.retry_at is not None:
-            if expires is None or result.retry_at < expires:
-                self._m.deferrals[key] = result.retry_at
-                self._note(f"deferred {step.template} to {self._local(result.retry_at)}")
-                return
-        self._m.deferrals.pop(key, None)
-        self._done(key, f"{step.template}: {result.status.value}")
-        if step.branch is not None and result.status is MessageStatus.SENT:
-            self._record(self._m.stage, step.branch, f"{step.key} sent", branch=True)
+        machine.sent(step, key, result.status, result.retry_at, now, self._local(result.retry_at))
 
-    def _run_outcome(self, outcome: Outcome) -> None:
-        if outcome.exit_status:
-            self._exit(JourneyStatus(outcome.exit_status), outcome.reason)
-            return
-        assert outcome.stage is not None
-        anchor = workflow.now()
-        if outcome.stage is Stage.CONSULT_SHOW and self._m.appointment_at is not None:
-            anchor = self._m.appointment_at
-        self._enter(outcome.stage, SEQUENCE_FOR_STAGE[outcome.stage], anchor, outcome.reason)
+    # ---- the machine's listener: recording ---------------------------------------------------
 
-    def _done(self, key: str, note: str) -> None:
-        self._m.done_steps.append(key)
-        self._note(note)
-
-    # ---- events ------------------------------------------------------------------------------
-
-    def _repeat_inquiry(self, sig: InquirySignal) -> None:
-        # The patient asked again while the journey runs: staff were alerted at the first
-        # inquiry; a second automated reply would be noise, so a person follows up.
-        self._staff_task("repeat_inquiry", key_suffix=f"inquiry:{sig.id}")
-        self._note(f"repeat inquiry via {sig.channel}")
-
-    def _handle(self, ev: JourneyEvent) -> None:
-        at = ev.at or workflow.now()
-        stage = self._m.stage
-        t = ev.type
-        if t in (EventType.CONSULT_BOOKED, EventType.APPOINTMENT_RESCHEDULED):
-            if ev.appointment_at is None:
-                self._note(f"ignored {t.value}: no appointment time")
-                return
-            self._m.appointment_at = ev.appointment_at
-            self._m.bookings += 1
-            self._m.reply_paused = False
-            if stage is Stage.CONSULT_BOOKED:
-                # Same stage, new time: the reminders re-arm under fresh keys for the new time.
-                self._m.anchor = ev.appointment_at
-                self._m.visit += 1
-                self._note(f"appointment moved to {self._local(ev.appointment_at)}")
-                self._sync()
-            else:
-                reason = (
-                    "consult booked" if t is EventType.CONSULT_BOOKED else "appointment rescheduled"
-                )
-                self._enter(Stage.CONSULT_BOOKED, "consult_reminders", ev.appointment_at, reason)
-        elif t is EventType.APPOINTMENT_CANCELLED:
-            if stage in (Stage.CONSULT_BOOKED, Stage.CONSULT_SHOW):
-                self._m.appointment_at = None
-                self._enter(Stage.SPEED_TO_LEAD, "cancel_recovery", at, "appointment cancelled")
-            else:
-                self._note("cancellation ignored: no appointment")
-        elif t is EventType.ARRIVED:
-            if stage in PRE_TREATMENT:
-                if stage is not Stage.CONSULT_SHOW:
-                    self._enter(Stage.CONSULT_SHOW, "awaiting_outcome", at, "patient arrived")
-                self._enter(Stage.TREATMENT, "quote_follow_up", at, "consult attended")
-            else:
-                self._note("arrival noted")
-        elif t is EventType.NO_SHOW:
-            if stage in (Stage.CONSULT_BOOKED, Stage.CONSULT_SHOW):
-                self._enter(Stage.CONSULT_SHOW, "no_show_recovery", at, "no-show")
-            else:
-                self._note("no-show ignored: no appointment")
-        elif t is EventType.TREATMENT_COMPLETED:
-            self._treated(ev, at)
-        elif t is EventType.PATIENT_REPLIED:
-            self._m.reply_paused = True
-            self._staff_task("patient_replied", key_suffix=f"reply:{ev.id}")
-            self._note("patient replied: automated nurture paused")
-            self._sync()
-        elif t is EventType.OPTED_OUT:
-            channels = [ev.channel] if ev.channel else list(Channel)
-            for ch in channels:
-                if ch not in self._m.suppressed_channels:
-                    self._m.suppressed_channels.append(ch)
-            if all(ch in self._m.suppressed_channels for ch in self._in.channels):
-                self._exit(JourneyStatus.OPTED_OUT, "patient opted out")
-            else:
-                self._note(f"opted out of {', '.join(c.value for c in channels)}")
-        elif t is EventType.OPTED_IN:
-            channels = [ev.channel] if ev.channel else list(Channel)
-            self._m.suppressed_channels = [
-                c for c in self._m.suppressed_channels if c not in channels
-            ]
-            self._note(f"opted in to {', '.join(c.value for c in channels)}")
-        elif t is EventType.STAFF_PAUSED:
-            self._m.staff_paused = True
-            self._note("paused by staff")
-            self._sync()
-        elif t is EventType.STAFF_RESUMED:
-            self._m.staff_paused = False
-            self._m.reply_paused = False
-            self._note("resumed by staff")
-            self._sync()
-        elif t is EventType.ERASE:
-            self._exit(JourneyStatus.ERASED, "erasure requested")
-
-    def _treated(self, ev: JourneyEvent, at: datetime) -> None:
-        total = self._track.series_sessions
-        # A treatment after a finished series starts a new series (maintenance, next package).
-        self._m.treatments = 1 if total and self._m.treatments >= total else self._m.treatments + 1
-        self._m.last_treatment_at = at
-        self._m.last_service = ev.service
-        self._m.appointment_at = None
-        self._m.cycle += 1
-        self._m.reply_paused = False
-        self._enter(Stage.REBOOK, "post_treatment", at, "treatment completed")
-        # Each treatment starts a cycle, and each cycle is a fresh run: short histories forever.
-        self._continue_as_new = True
-
-    # ---- recording ---------------------------------------------------------------------------
-
-    def _enter(self, stage: Stage, sequence: str, anchor: datetime, reason: str) -> None:
-        before = self._m.stage
-        self._m.stage = stage
-        self._m.sequence = sequence
-        self._m.anchor = anchor
-        self._m.visit += 1
-        self._m.stage_entered_at = workflow.now()
-        self._record(before, stage, reason)
-
-    def _exit(self, status: JourneyStatus, reason: str) -> None:
-        self._m.status = status
-        self._m.exit_reason = reason
-        self._record(self._m.stage, self._m.stage, reason)
-
-    def _record(
-        self,
-        before: Stage | None,
-        stage: Stage,
-        reason: str,
-        *,
-        at: datetime | None = None,
-        branch: bool = False,
+    def transition(
+        self, before: Stage | None, stage: Stage, reason: str, at: datetime, branch: bool
     ) -> None:
-        self._m.transitions += 1
-        when = at or workflow.now()
-        self._note(f"{before.value if before else '-'} -> {stage.value}: {reason}", when)
+        self.note(f"{before.value if before else '-'} -> {stage.value}: {reason}", at)
         if not branch:
             workflow.upsert_search_attributes([SA_JOURNEY_STAGE.value_set(stage.value)])
         self._writes.transitions.append(
@@ -535,24 +338,24 @@ class JourneyWorkflow:
                 seq=self._m.transitions,
                 from_stage=before,
                 to_stage=stage,
-                status=self._status(),
+                status=journey_status(self._m),
                 reason=reason,
-                at=when,
+                at=at,
                 cycle=self._m.cycle,
                 branch=branch,
             )
         )
 
-    def _sync(self) -> None:
+    def sync(self) -> None:
         self._writes.sync = JourneySyncInput(
             journey_id=self._in.journey_id,
-            status=self._status(),
+            status=journey_status(self._m),
             next_action=self._next.label if self._next else None,
             next_action_at=self._next.at if self._next else None,
             at=workflow.now(),
         )
 
-    def _staff_task(self, kind: str, *, key_suffix: str) -> None:
+    def staff_task(self, kind: str, key_suffix: str) -> None:
         self._writes.staff_tasks.append(
             StaffTaskInput(
                 key=self._idempotency_key(key_suffix),
@@ -561,6 +364,11 @@ class JourneyWorkflow:
                 at=workflow.now(),
             )
         )
+
+    def note(self, text: str, at: datetime | None = None) -> None:
+        when = self._local(at or workflow.now())
+        self._history.append(f"{when} {text}")
+        del self._history[:-HISTORY_KEPT]
 
     async def _flush(self) -> None:
         """Write what happened since the last flush — transitions, staff tasks, the journey
@@ -584,26 +392,15 @@ class JourneyWorkflow:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _status(self) -> JourneyStatus:
-        if self._m.status in TERMINAL_STATUSES:
-            return self._m.status
-        if self._m.staff_paused or self._m.reply_paused:
-            return JourneyStatus.PAUSED
-        return JourneyStatus.ACTIVE
-
     def _idempotency_key(self, scoped: str) -> str:
         """Journey + chain + cycle + step: stable across activity retries and replays."""
         return f"{workflow.info().workflow_id}/{self._m.chain_id}/c{self._m.cycle}/{scoped}"
 
-    def _local(self, at: datetime) -> str:
-        return format_local(at, self._in.timezone)
-
-    def _note(self, text: str, at: datetime | None = None) -> None:
-        when = self._local(at or workflow.now())
-        self._history.append(f"{when} {text}")
-        del self._history[:-HISTORY_KEPT]
+    def _local(self, at: datetime | None) -> str:
+        return format_local(at, self._in.timezone) if at is not None else ""
 
     def _set_details(self, text: str) -> None:
+        status = journey_status(self._m).value
         workflow.set_current_details(
-            f"**{self._m.stage.value}** ({self._status().value}, cycle {self._m.cycle}): {text}"
+            f"**{self._m.stage.value}** ({status}, cycle {self._m.cycle}): {text}"
         )

@@ -1,14 +1,16 @@
-"""Built-in tracks: one per revenue line, the default cadences of DESIGN §2, as versioned data.
+"""Version 1 of the built-in tracks, frozen: one per revenue line, as journeys ran them before
+the track library (workflows/library.py). Kept so that journeys whose history began on version 1
+replay and finish their cycle exactly as they started it; never edit the data below.
 
-Pure data, imported by the workflow: nothing here may do I/O or read the clock. A running journey
-keeps the `version` its cycle started with (the full versioned library is issue 3)."""
+Pure data, imported by the workflow: nothing here may do I/O or read the clock."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 
-from models.enums import MessageKind, RevenueLine, Stage
+from models.enums import JourneyStatus, MessageKind, RevenueLine, Stage
+from models.track_types import OutcomeSpec, SequenceSpec, StepSpec, TrackSpec
 
 D = timedelta(days=1)
 H = timedelta(hours=1)
@@ -257,3 +259,73 @@ TRACKS: dict[RevenueLine, Track] = {
 
 def track_for(line: RevenueLine) -> Track:
     return TRACKS[RevenueLine(line)]
+
+
+# ---- version 1 as track data -----------------------------------------------------------------
+
+
+def _spec_step(step: Step) -> StepSpec:
+    return StepSpec(
+        key=step.key,
+        offset_minutes=int(step.offset.total_seconds() // 60),
+        template=step.template,
+        kind=step.kind,
+        task=step.task,
+        grace_minutes=int(step.grace.total_seconds() // 60),
+        branch=step.branch,
+        when=step.when,
+        immediate_reply=step.immediate_reply,
+    )
+
+
+_V1_SEQUENCE_FOR_STAGE = {
+    Stage.REACTIVATION: "reactivation",
+    Stage.CONSULT_SHOW: "awaiting_outcome",
+}
+
+
+def _spec_outcome(outcome: Outcome) -> OutcomeSpec:
+    return OutcomeSpec(
+        after_minutes=int(outcome.after.total_seconds() // 60),
+        reason=outcome.reason,
+        stage=outcome.stage,
+        sequence=_V1_SEQUENCE_FOR_STAGE[outcome.stage] if outcome.stage else None,
+        exit_status=JourneyStatus(outcome.exit_status) if outcome.exit_status else None,
+        when=outcome.when,
+    )
+
+
+def legacy_track_spec(line: RevenueLine) -> TrackSpec:
+    """Version 1, frozen: the tracks journeys ran before the library (issue 3). Journeys whose
+    history began on version 1 keep running it until their cycle ends (`workflow.patched`)."""
+    t = TRACKS[RevenueLine(line)]
+    appointment_due = Outcome(timedelta(0), "consult time arrived", stage=Stage.CONSULT_SHOW)
+    slots: dict[str, tuple[tuple[Step, ...], tuple[Outcome, ...]]] = {
+        "new_lead": (t.new_lead, (t.new_lead_outcome,)),
+        "cancel_recovery": (t.cancel_recovery, (t.cancel_outcome,)),
+        "consult_reminders": (t.consult_reminders, (appointment_due,)),
+        "awaiting_outcome": (t.awaiting_outcome, (t.awaiting_outcome_outcome,)),
+        "no_show_recovery": (t.no_show_recovery, (t.no_show_outcome,)),
+        "quote_follow_up": (t.quote_follow_up, (t.quote_outcome,)),
+        "post_treatment": (t.post_treatment, t.post_treatment_outcomes),
+        "reactivation": (t.reactivation, (t.reactivation_outcome,)),
+    }
+    return TrackSpec(
+        id=f"{t.line.value}.v1",
+        line=t.line,
+        family="v1",
+        service="",
+        version="1",
+        series_sessions=t.series_sessions,
+        sequences={
+            purpose: SequenceSpec(
+                id=f"{t.line.value}.v1.{purpose}",
+                purpose=purpose,
+                stage=Stage.SPEED_TO_LEAD,  # not used by the machine; v1 is not listed
+                description="version 1",
+                steps=[_spec_step(s) for s in steps],
+                outcomes=[_spec_outcome(o) for o in outcomes],
+            )
+            for purpose, (steps, outcomes) in slots.items()
+        },
+    )

@@ -6,6 +6,8 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from activities.templates import TEMPLATES, _env, render
+from workflows.catalog import SERVICES
+from workflows.library import resolve_track, templates_used
 from workflows.tracks import TRACKS
 
 CONTEXT = {
@@ -14,6 +16,8 @@ CONTEXT = {
     "booking_url": "https://book.example.com",
     "review_url": "https://review.example.com",
     "appointment": "Sat Dec 5 at 3:00 PM",
+    "treatment": "your treatment",
+    "referral_url": "https://book.example.com?ref=1234",
 }
 TREATMENT_WORDS = re.compile(r"botox|tox\b|filler|laser|liposuction|breast|rhinoplasty", re.I)
 
@@ -24,6 +28,8 @@ def referenced_templates() -> set[str]:
         for value in vars(track).values():
             if isinstance(value, tuple):
                 names |= {s.template for s in value if getattr(s, "template", None)}
+    for service in SERVICES.values():
+        names |= templates_used(resolve_track(service.line, service.key))
     return names
 
 

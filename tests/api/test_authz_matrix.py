@@ -206,7 +206,65 @@ MATRIX: dict[tuple[str, str], Row] = {
         lambda w, p: _static("/codec/decode", {"payloads": []}),
         scoped=False,
     ),
+    # The library: the key's practice is the scope, no practice id in the path.
+    ("GET", "/v1/library"): Row(
+        Permission.LIBRARY_READ, 200, lambda w, p: _static("/v1/library"), scoped=False
+    ),
+    ("GET", "/v1/tracks/{track_id}/preview"): Row(
+        Permission.LIBRARY_READ,
+        200,
+        lambda w, p: _static("/v1/tracks/injectables.tox/preview?events=treated@2:botox"),
+        scoped=False,
+    ),
+    ("PUT", "/v1/library/settings"): Row(
+        Permission.LIBRARY_EDIT,
+        200,
+        lambda w, p: _static("/v1/library/settings", {"show_treatment_names": False}),
+        scoped=False,
+    ),
+    ("PUT", "/v1/library/services/{service_key}"): Row(
+        Permission.LIBRARY_EDIT,
+        200,
+        lambda w, p: _static("/v1/library/services/filler", {"recall_days": 240}),
+        scoped=False,
+    ),
+    ("DELETE", "/v1/library/services/{service_key}"): Row(
+        Permission.LIBRARY_EDIT,
+        200,
+        lambda w, p: _static("/v1/library/services/filler"),
+        scoped=False,
+    ),
+    ("PUT", "/v1/library/tracks/{track_id}"): Row(
+        Permission.LIBRARY_EDIT,
+        200,
+        lambda w, p: _static(
+            "/v1/library/tracks/injectables.filler", {"disabled": ["post_treatment.recall_last"]}
+        ),
+        scoped=False,
+    ),
+    ("DELETE", "/v1/library/tracks/{track_id}"): Row(
+        Permission.LIBRARY_EDIT,
+        200,
+        lambda w, p: _static("/v1/library/tracks/injectables.filler"),
+        scoped=False,
+    ),
+    ("PUT", "/v1/library/templates/{template_id}"): Row(
+        Permission.LIBRARY_EDIT,
+        200,
+        lambda w, p: _static(
+            "/v1/library/templates/recall_last",
+            {"sms": "Hi {{ first_name }}! " + BOOK_STOP, "subject": "Hello"},
+        ),
+        scoped=False,
+    ),
+    ("DELETE", "/v1/library/templates/{template_id}"): Row(
+        Permission.LIBRARY_EDIT,
+        200,
+        lambda w, p: _static("/v1/library/templates/recall_last"),
+        scoped=False,
+    ),
 }
+BOOK_STOP = "Book: {{ booking_url }} Reply STOP to opt out."
 
 
 async def _erase(world: World, target: Practice) -> Request:

@@ -76,6 +76,7 @@ class Harness:
     engine: Engine
     task_queue: str
     started: list[str] = field(default_factory=list)
+    first_runs: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def client(self) -> Client:
@@ -96,7 +97,12 @@ class Harness:
         return seed_journey(self.engine, **kw)  # type: ignore[arg-type]
 
     async def start(
-        self, seeded: Seeded, *, channel: str = "form", channels: list[Channel] | None = None
+        self,
+        seeded: Seeded,
+        *,
+        channel: str = "form",
+        channels: list[Channel] | None = None,
+        service: str | None = None,
     ) -> WorkflowHandle[JourneyWorkflow, JourneyResult]:
         j = seeded.journey
         handle = await self.client.start_workflow(
@@ -113,22 +119,34 @@ class Harness:
             task_queue=self.task_queue,
             start_signal=SIGNAL_INQUIRY,
             start_signal_args=[
-                InquirySignal(id=str(uuid.uuid4()), at=await self.now(), channel=channel)
+                InquirySignal(
+                    id=str(uuid.uuid4()), at=await self.now(), channel=channel, service=service
+                )
             ],
             search_attributes=journey_search_attributes(
                 str(j.practice_id), str(j.patient_id), j.revenue_line
             ),
         )
         self.started.append(handle.id)
+        self.first_runs.setdefault(handle.id, handle.result_run_id)
         return handle
 
-    async def save_histories(self, name: str) -> None:
-        """With RECORD_HISTORIES=1, keep each journey's history for the replay test."""
+    async def save_histories(self, name: str, folder: str) -> None:
+        """With RECORD_HISTORIES=<folder>, keep each journey's first and last run (the last
+        when it continued as new) under histories/<folder>/ for the replay test."""
+        directory = HISTORIES / folder
+        directory.mkdir(exist_ok=True)
         for n, workflow_id in enumerate(self.started):
-            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
-            path = HISTORIES / f"{name}-{n}.json"
-            if not path.exists():  # recorded histories are evidence: never overwrite one
-                path.write_text(history.to_json())
+            last = await self.client.get_workflow_handle(workflow_id).fetch_history()
+            first_id = self.first_runs.get(workflow_id)
+            runs = {"last": last}
+            if first_id and first_id != last.run_id:
+                handle = self.client.get_workflow_handle(workflow_id, run_id=first_id)
+                runs["first"] = await handle.fetch_history()
+            for which, history in runs.items():
+                path = directory / f"{name}-{n}-{which}.json"
+                if not path.exists():  # recorded histories are evidence: never overwrite one
+                    path.write_text(history.to_json())
 
     async def signal(
         self, handle: WorkflowHandle, type: EventType, event_id: str | None = None, **kw: object
@@ -182,5 +200,6 @@ async def harness(
     async with build_worker(env.client, settings, sqlite_engine, task_queue=task_queue):
         harness = Harness(env, sqlite_engine, task_queue)
         yield harness
-        if os.environ.get("RECORD_HISTORIES"):
-            await harness.save_histories(re.sub(r"\W+", "_", request.node.name))
+        folder = os.environ.get("RECORD_HISTORIES")
+        if folder:
+            await harness.save_histories(re.sub(r"\W+", "_", request.node.name), folder)
