@@ -71,6 +71,12 @@ class Followup:
     answers: list[DirectSend] = field(default_factory=list)
 
 
+def clean(text: str, limit: int = 4000) -> str:
+    """Text from outside as the database can store it: no NUL, no lone surrogates, bounded."""
+    text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return text[:limit]
+
+
 def keyword(text: str) -> str:
     """The message as a keyword: trimmed, upper-cased, trailing punctuation dropped."""
     return re.sub(r"[\s.!]+$", "", text.strip()).upper()

@@ -25,6 +25,7 @@ from api.followups import run_followup
 from api.inbound import (
     MISSED_CALL_STATUSES,
     Followup,
+    clean,
     inbound_dm,
     inbound_sms,
     missed_call,
@@ -61,7 +62,7 @@ async def twilio_params(request: Request, settings: SettingsDep) -> dict[str, st
     if not twilio_valid(token, url, params, request.headers.get("x-twilio-signature")):
         log.warning("twilio webhook refused: bad signature on %s", request.url.path)
         raise _forbidden()
-    return {k: v[:MAX_FIELD] for k, v in params.items()}
+    return {k: clean(v, MAX_FIELD) for k, v in params.items()}
 
 
 TwilioParams = Annotated[dict[str, str], Depends(twilio_params)]
@@ -244,7 +245,9 @@ def _meta_messages(payload: Any) -> list[tuple[str, str, str, str, str]]:
             sender = (item.get("sender") or {}).get("id")
             account = str(entry.get("id") or (item.get("recipient") or {}).get("id") or "")
             if isinstance(text, str) and mid and sender and account:
-                found.append((channel, account, str(sender)[:200], str(mid)[:200], text[:4000]))
+                found.append(
+                    (channel, account, clean(str(sender), 200), clean(str(mid), 200), clean(text))
+                )
     return found
 
 
@@ -325,7 +328,7 @@ async def google_messages(
             detail="agent, conversationId and message.messageId are required",
         )
     user = (payload.get("context") or {}).get("userInfo") or {}
-    name = str(user.get("displayName") or "").split(" ")[0] or None
+    name = clean(str(user.get("displayName") or ""), 100).split(" ")[0] or None
 
     def handle(tx: Session) -> Followup:
         practice = practice_by_account(tx, "google", agent)
@@ -335,9 +338,9 @@ async def google_messages(
             tx,
             practice,
             "google",
-            str(conversation)[:200],
-            str(message["text"])[:4000],
-            str(message["messageId"])[:200],
+            clean(str(conversation), 200),
+            clean(str(message["text"])),
+            clean(str(message["messageId"]), 200),
             utcnow(),
             first_name=name,
         )

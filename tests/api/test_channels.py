@@ -536,3 +536,11 @@ async def test_no_phi_in_logs_or_answers_of_the_webhooks(
 
 async def _outbox_async(api: Api, phone: str) -> list[OutboxMessage]:
     return outbox_to(api, phone)
+
+
+async def test_a_text_with_nul_characters_is_stored_not_refused(api: Api) -> None:
+    tenant, line = await practice(api)
+    phone = number()
+    await text(api, line, phone, "Hi\x00 there")
+    (inquiry,) = rows(api, Inquiry, Inquiry.practice_id == uuid.UUID(tenant.id))
+    assert inquiry.message == "Hi there"

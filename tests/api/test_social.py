@@ -192,3 +192,14 @@ async def test_a_google_message_is_an_inquiry_with_the_first_name(api: Api) -> N
 async def test_messages_for_unknown_accounts_are_ignored(api: Api) -> None:
     assert (await meta(api, meta_body("page", "no-such-page", "psid", "hi"))).status_code == 200
     assert (await google(api, google_body("no-such-agent", "c", "hi"))).status_code == 200
+
+
+async def test_erasure_forgets_the_platform_handle(api: Api) -> None:
+    tenant, ids = await practice(api)
+    conversation = f"conv-{uuid.uuid4().hex}"
+    assert (await google(api, google_body(ids["google"], conversation, "hi"))).status_code == 200
+    (inquiry,) = inquiries(api, tenant)
+    r = await api.http.post(f"/v1/patients/{inquiry.patient_id}/erase", headers=tenant.headers)
+    assert r.status_code == 202, r.text
+    with Session(api.engine) as s:
+        assert s.exec(select(PatientHandle).where(PatientHandle.handle == conversation)).all() == []
