@@ -230,7 +230,7 @@ class Messaging:
                 edits = session.get(PracticeLibrary, practice.id)
                 subject, body = render(
                     ask.template,
-                    self._context(patient, practice, ask, edits),
+                    self._context(patient, practice, ask, edits, channel),
                     edits.templates if edits else None,
                 )
             except (KeyError, TemplateError) as err:
@@ -379,6 +379,7 @@ class Messaging:
         practice: Practice,
         ask: _Ask,
         edits: PracticeLibrary | None,
+        channel: Channel,
     ) -> dict[str, str]:
         appointment = ""
         if ask.appointment_at is not None:
@@ -391,7 +392,9 @@ class Messaging:
             "review_url": practice.review_url or practice.booking_url,
             "appointment": appointment,
             "help_text": practice.help_text or default_help_text(practice.name),
-            "treatment": _treatment(ask.service, edits),
+            # Email goes through SendGrid, which signs no BAA: a treatment is never named there,
+            # whatever the practice opted into (docs/security.md).
+            "treatment": _treatment(ask.service, edits if channel is Channel.SMS else None),
             "referral_url": _with_query(practice.booking_url, "ref", str(patient.id)),
         }
 

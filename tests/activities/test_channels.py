@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 
 from activities.channels import SendGridProvider, Throttle, TwilioProvider
 from activities.messaging import Messaging
-from activities.providers import ChannelRouter, ProviderError
+from activities.providers import ChannelRouter, OutboxProvider, ProviderError
 from models.enums import Channel, MessageKind, MessageStatus
-from models.tables import ConsentRecord, Message, Patient
+from models.tables import ConsentRecord, Message, Patient, PracticeLibrary
 from tests.activities.test_send_gate import MIDDAY, ledger, send_input
 from tests.fakes import TwilioFake, sendgrid_fake
 from tests.seed import seed_journey
@@ -218,3 +218,31 @@ def test_status_callback_reconciles_a_send_whose_activity_died(engine: Engine) -
         s.commit()
     result = gate.send(send_input(seeded, "k", at=MIDDAY))
     assert result.status is MessageStatus.SENT and fake.accepted == []
+
+
+@pytest.mark.parametrize(("phone", "named"), [("+14155550123", True), (None, False)])
+def test_treatment_names_go_by_sms_only_never_by_email(
+    engine: Engine, phone: str | None, named: bool
+) -> None:
+    """SendGrid signs no BAA: even a practice that opted into treatment names gets the
+    neutral phrase in email."""
+    seeded = seed_journey(engine, phone=phone)
+    with Session(engine) as s:
+        s.add(
+            PracticeLibrary(
+                practice_id=seeded.practice.id,
+                show_treatment_names=True,
+                templates={
+                    "nurture_1": {
+                        "sms": "About {{ treatment }}. Reply STOP to opt out.",
+                        "subject": "Hi",
+                    }
+                },
+            )
+        )
+        s.commit()
+    gate = Messaging(engine, OutboxProvider(engine))
+    result = gate.send(send_input(seeded, "k", service="botox"))
+    assert result.status is MessageStatus.SENT
+    body = ledger(engine, "k").body or ""
+    assert ("Botox" in body) is named and ("your treatment" in body) is not named
