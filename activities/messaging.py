@@ -65,6 +65,9 @@ CAP_WINDOW = timedelta(hours=24)
 STATE_CAPS: dict[str, int] = {"FL": 3, "OK": 3, "MD": 3}
 
 
+STAFF_REPLY = "staff_reply"  # the ledger's template name for a staff-written message
+
+
 @dataclass(frozen=True)
 class DirectSend:
     """A message outside any journey (the API's, not the workflow's): the gate is the same."""
@@ -171,9 +174,12 @@ class Messaging:
                     journey_id=None,
                     direction=Direction.OUTBOUND.value,
                     kind=req.kind.value,
-                    template=req.template or "staff_reply",
+                    template=req.template or STAFF_REPLY,
                     status=MessageStatus.QUEUED.value,
                     created_at=req.at,
+                    # Staff's own words are kept from the start: a reply deferred to the send
+                    # window is sent later from the ledger (api/followups.py), as written.
+                    body=req.body,
                 )
             ask = _Ask(
                 template=req.template,
@@ -442,3 +448,21 @@ def _with_query(url: str, key: str, value: str) -> str:
     parts = urlsplit(url)
     query = urlencode([*parse_qsl(parts.query), (key, value)])
     return urlunsplit(parts._replace(query=query))
+
+
+def direct_retry(row: Message, at: datetime) -> DirectSend:
+    """The DirectSend that takes up a deferred direct message again, from its ledger row."""
+    staff = row.template == STAFF_REPLY
+    return DirectSend(
+        idempotency_key=row.idempotency_key,
+        patient_id=row.patient_id,
+        kind=MessageKind(row.kind),
+        at=at,
+        template=None if staff else row.template,
+        body=row.body if staff else None,
+        channel=Channel(row.channel) if row.channel else None,
+        # Answers (HELP, STOP, START, text-backs) stay exempt from the window on their retry;
+        # a staff reply was deferred *to* the window and goes when it opens.
+        respond=not staff,
+        confirm_opt_out=row.template == "opt_out_confirmation",
+    )

@@ -18,6 +18,7 @@ from activities.channels import build_provider
 from activities.messaging import Messaging
 from api.cors import CodecCORS
 from api.errors import validation_error_handler
+from api.followups import run_direct_sender_forever
 from api.middleware import BodySizeLimit, ErrorShield
 from api.ratelimit import TokenBucketLimiter
 from api.relay import Relay
@@ -58,12 +59,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.temporal = temporal
     app.state.relay = relay
     relay_task = asyncio.create_task(relay.run_forever(), name="relay")
+    sender_task = asyncio.create_task(
+        run_direct_sender_forever(app.state.messaging, engine, settings.relay_interval_seconds),
+        name="direct-sender",
+    )
     try:
         yield
     finally:
-        relay_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
+        for task in (relay_task, sender_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await temporal.close()
         engine.dispose()
 

@@ -29,7 +29,7 @@ from api.schemas import (
     StaffMessageCreate,
     StaffMessageResult,
 )
-from models.enums import Channel, Direction, MessageKind, MessageStatus
+from models.enums import Channel, Direction, MessageKind
 from models.tables import Inquiry, Message, utcnow
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -124,7 +124,6 @@ def conversation(
     "/{patient_id}/messages",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StaffMessageResult,
-    responses={409: {"description": "outside the recipient's send window: retry_at says when"}},
 )
 async def send_message(
     patient_id: uuid.UUID,
@@ -136,7 +135,8 @@ async def send_message(
     """A staff reply, through the same send gate as every journey message: consent and
     suppression, the send window (unless it answers the patient's own message of the last 24
     hours), the ledger before the provider. Repeat with the same `id` and nothing is sent
-    twice; a reply refused for the window keeps its place: repeat it once the window opens."""
+    twice. Outside the window it is `deferred` (with `retry_at`) and keeps its place: the API
+    sends it when the window opens."""
     messaging: Messaging = request.app.state.messaging
 
     def prepare() -> DirectSend:
@@ -174,19 +174,13 @@ async def send_message(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"provider unavailable ({err.code}); repeat with the same id to retry",
         ) from None
-    out = StaffMessageResult(
+    return StaffMessageResult(
         message_id=uuid.UUID(result.message_id) if result.message_id else None,
         status=result.status.value,
         channel=result.channel.value if result.channel else None,
         reason=result.reason,
         retry_at=result.retry_at,
     )
-    if result.status is MessageStatus.DEFERRED:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail={"msg": "outside the recipient's send window", **out.model_dump(mode="json")},
-        )
-    return out
 
 
 @router.get("/{patient_id}/export", response_model=PatientExport)

@@ -10,11 +10,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from activities.channels import SendGridProvider, Throttle, TwilioProvider
-from activities.messaging import Messaging
+from activities.messaging import DirectSend, Messaging
 from activities.providers import ChannelRouter, OutboxProvider, ProviderError
+from api.followups import send_due
 from models.enums import Channel, MessageKind, MessageStatus
 from models.tables import ConsentRecord, Message, Patient, PracticeLibrary
-from tests.activities.test_send_gate import MIDDAY, ledger, send_input
+from tests.activities.test_send_gate import MIDDAY, NIGHT, ledger, send_input
 from tests.fakes import TwilioFake, sendgrid_fake
 from tests.seed import seed_journey
 
@@ -246,3 +247,30 @@ def test_treatment_names_go_by_sms_only_never_by_email(
     assert result.status is MessageStatus.SENT
     body = ledger(engine, "k").body or ""
     assert ("Botox" in body) is named and ("your treatment" in body) is not named
+
+
+async def test_an_answer_twilio_could_not_take_is_sent_later_from_the_ledger(
+    engine: Engine,
+) -> None:
+    """A HELP answer during a Twilio outage: deferred in the ledger, sent by the API's direct
+    sender on its next round, once, still exempt from the window (it answers the patient)."""
+    seeded = seed_journey(engine)
+    fake = TwilioFake(errors=[(503, 20500)])
+    gate = Messaging(engine, twilio(fake))
+    answer = DirectSend(
+        "twilio:SMhelp:help_reply",
+        seeded.patient.id,
+        MessageKind.CARE,
+        NIGHT,
+        template="help_reply",
+        channel=Channel.SMS,
+        respond=True,
+    )
+    with pytest.raises(ProviderError):
+        gate.send_direct(answer)
+    assert ledger(engine, answer.idempotency_key).status == "deferred"
+    assert await send_due(gate, engine, now=NIGHT) == 1  # 05:00 in Los Angeles: still answered
+    assert await send_due(gate, engine, now=NIGHT) == 0
+    (sent,) = fake.accepted
+    assert "Reply STOP to opt out" in sent["Body"]
+    assert ledger(engine, answer.idempotency_key).status == "sent"

@@ -10,7 +10,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
 from activities.send_window import next_allowed
+from api.followups import send_due
 from models.tables import (
     ConsentRecord,
     Inquiry,
@@ -497,10 +498,20 @@ async def test_a_staff_message_out_of_the_blue_waits_for_the_window(api: Api) ->
         headers=tenant.headers,
         json={"body": "Following up on your visit", "id": "late"},
     )
-    assert r.status_code == 409, r.text
-    detail = r.json()["detail"]
-    assert detail["status"] == "deferred" and detail["retry_at"]
+    assert r.status_code == 202, r.text
+    deferred = r.json()
+    assert deferred["status"] == "deferred" and deferred["reason"] == "outside the send window"
     assert "Following up on your visit" not in [m.body for m in outbox_to(api, phone)]
+    # It keeps its place: when the window opens the API's direct sender sends it, once.
+    opens = datetime.fromisoformat(deferred["retry_at"])
+    messaging = api.app.state.messaging
+    assert await send_due(messaging, api.engine, now=opens - timedelta(minutes=1)) == 0
+    assert await send_due(messaging, api.engine, now=opens) == 1
+    assert await send_due(messaging, api.engine, now=opens + timedelta(hours=1)) == 0
+    bodies = [m.body for m in outbox_to(api, phone)]
+    assert bodies.count("Following up on your visit") == 1
+    row = api.get(Message, deferred["message_id"])
+    assert (row.status, row.sent_at) == ("sent", opens)
 
 
 async def test_staff_reply_validation(api: Api) -> None:
