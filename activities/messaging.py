@@ -66,6 +66,7 @@ STATE_CAPS: dict[str, int] = {"FL": 3, "OK": 3, "MD": 3}
 
 
 STAFF_REPLY = "staff_reply"  # the ledger's template name for a staff-written message
+REQUESTED_ANSWERS = frozenset({"opt_out_confirmation", "help_reply"})
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ class DirectSend:
     # An answer to the patient's own message (HELP, START, a missed call, a staff reply to a
     # text): exempt from the send window like the reply to an inquiry.
     respond: bool = False
-    confirm_opt_out: bool = False  # the one STOP confirmation, to a number just suppressed
+    # An answer the patient asked for this minute, which goes even to a number that opted out:
+    # the one STOP confirmation, and the HELP answer (CTIA: HELP is always answered).
+    requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class _Ask:
     appointment_at: datetime | None = None
     body: str | None = None
     channel: Channel | None = None
-    confirm_opt_out: bool = False
+    requested: bool = False
     service: str | None = None
 
 
@@ -188,7 +191,7 @@ class Messaging:
                 window_exempt=req.respond,
                 body=req.body,
                 channel=req.channel,
-                confirm_opt_out=req.confirm_opt_out,
+                requested=req.requested,
             )
             return self._gate(session, patient, practice, row, ask)
 
@@ -327,8 +330,8 @@ class Messaging:
     def _channel(self, patient: Patient, ask: _Ask) -> tuple[Channel | None, str | None, str]:
         """SMS first, then email (or only the channel asked for). Marketing needs opt-in
         consent; a reply to the patient's own inquiry and care messages need only that the
-        patient has not opted out. The one confirmation of an opt-out goes to the number that
-        just opted out (CTIA), and nothing else does."""
+        patient has not opted out. The one confirmation of an opt-out and the HELP answer go to a
+        number that opted out (CTIA), and nothing else does."""
         reasons = []
         for channel, to, consent, suppressed in (
             (Channel.SMS, patient.phone, patient.sms_consent, patient.sms_suppressed),
@@ -340,7 +343,7 @@ class Messaging:
                 reasons.append(f"no {channel.value} address")
             elif channel is Channel.SMS and patient.sms_unusable:
                 reasons.append("sms number unusable")
-            elif suppressed and not ask.confirm_opt_out:
+            elif suppressed and not ask.requested:
                 reasons.append(f"{channel.value} opted out")
             elif ask.kind is MessageKind.MARKETING and not consent:
                 reasons.append(f"no {channel.value} marketing consent")
@@ -464,5 +467,5 @@ def direct_retry(row: Message, at: datetime) -> DirectSend:
         # Answers (HELP, STOP, START, text-backs) stay exempt from the window on their retry;
         # a staff reply was deferred *to* the window and goes when it opens.
         respond=not staff,
-        confirm_opt_out=row.template == "opt_out_confirmation",
+        requested=row.template in REQUESTED_ANSWERS,
     )

@@ -297,7 +297,7 @@ def inbound_sms(
             template="opt_out_confirmation",
             channel=Channel.SMS,
             respond=True,
-            confirm_opt_out=True,
+            requested=True,
         )
         return Followup("opted_out", patient.id, None, targets, [confirm])
 
@@ -313,6 +313,7 @@ def inbound_sms(
                 template="help_reply",
                 channel=Channel.SMS,
                 respond=True,
+                requested=True,
             )
             return Followup("help", patient.id, answers=[answer])
         patient.sms_suppressed = False

@@ -240,6 +240,9 @@ async def test_stop_then_start_then_help(api: Api) -> None:
     )
     assert staff.status_code == 202 and staff.json()["status"] == "suppressed"
 
+    await text(api, line, phone, "HELP")  # answered even while opted out (CTIA)
+    assert "Call us at 212-555-0100." in outbox_to(api, phone)[-1].body
+
     await text(api, line, phone, "START")
     p = patient(api, pid)
     assert not p.sms_suppressed and p.sms_consent
