@@ -13,13 +13,14 @@ STAMP  := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean-data
+.PHONY: help install run test lint bench bench-history clean-data
 
 help:
 	@echo "make run    - start Temporal dev server + migrations + worker + API (Ctrl-C stops all)"
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - speed-to-lead benchmark (docs/benchmarks.md)"
+	@echo "make bench-history - history events per journey-year (docs/benchmarks.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/speed_to_lead.py $(ARGS)
+
+bench-history: $(STAMP)
+	$(BIN)/python bench/history_per_year.py $(ARGS)
 
 # Deletes the development data (Temporal history and the app database). Never run implicitly.
 clean-data:

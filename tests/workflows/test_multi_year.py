@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowHandle
 
 from tests.workflows.conftest import Harness
-from tests.workflows.scenarios import SCENARIOS, drive, preview_of
+from tests.workflows.scenarios import SCENARIOS, drive, preview_of, treated
 
 # (local time, template). Read against the catalog: tox recall heads-up at day 76 and due at
 # day 90 (never sooner), the review ask at most once a year; laser body hair removal every 49
@@ -172,3 +172,22 @@ async def test_multi_year_schedule(harness: Harness, name: str) -> None:
     assert len(lengths) == planned.runs
     print(f"{name}: {len(lengths)} runs, history events per run {lengths}")
     assert max(lengths) <= MAX_EVENTS_PER_RUN
+
+
+async def test_ten_years_of_tox_stay_bounded(harness: Harness) -> None:
+    """A patient treated every 95 days for ten years: 39 cycles, each a fresh run, none of
+    them longer than the first cycles'."""
+    line, scenario = SCENARIOS["tox_two_years"]()
+    days = [3 + 95 * n for n in range(39)]
+    scenario.events = [*scenario.events[:2], *(treated(d, "botox") for d in days)]
+    scenario.horizon_days = 3660
+    seeded = harness.seed(line=line, timezone=scenario.timezone, state=scenario.state)
+    handle = await drive(harness, seeded, scenario)
+    lengths = await runs_of(handle)
+    print(f"ten years of tox: {len(lengths)} runs, history events per run {lengths}")
+    assert len(lengths) == 40
+    assert max(lengths) <= MAX_EVENTS_PER_RUN
+    assert max(lengths[2:]) <= max(lengths[:2])  # year ten costs what year one did
+    sent = [m.template for m in harness.sent(seeded)]
+    assert sent.count("recall_due_tox") == 38  # the last cycle runs past the horizon
+    assert sent.count("review_ask") == 10  # once a year, to everyone
