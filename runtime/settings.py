@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     web_chat_rate_per_ip_per_minute: int = Field(default=10, ge=1)
     web_chat_min_fill_seconds: float = Field(default=3.0, ge=0)
 
+    @field_validator(
+        "sendgrid_marketing_group_id", "sendgrid_transactional_group_id", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes unset variables as "": that means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("payload_encryption_keys", mode="after")
     @classmethod
     def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:

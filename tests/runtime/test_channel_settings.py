@@ -69,3 +69,19 @@ def test_production_needs_a_public_https_url_for_signed_webhooks() -> None:
         Settings(_env_file=None, **real, **TWILIO)
     ok = Settings(_env_file=None, **real, **TWILIO, public_base_url="https://api.example.com")
     assert ok.twilio_configured
+
+
+def test_empty_variables_mean_not_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "SENDGRID_MARKETING_GROUP_ID",
+        "SENDGRID_TRANSACTIONAL_GROUP_ID",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+        "META_APP_SECRET",
+        "TWILIO_AUTH_TOKEN",
+    ):
+        monkeypatch.setenv(name, "")  # what docker-compose passes for an unset variable
+    settings = Settings(_env_file=None)
+    assert settings.sendgrid_marketing_group_id is None
+    assert not settings.twilio_configured
+    monkeypatch.setenv("SENDGRID_MARKETING_GROUP_ID", "4242")
+    assert Settings(_env_file=None).sendgrid_marketing_group_id == 4242
