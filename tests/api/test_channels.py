@@ -48,6 +48,7 @@ _numbers = itertools.count(100)
 
 
 def number() -> str:
+    """A fresh 212 number (patients and practices); fixed numbers in the tests use 312."""
     return f"+1212555{next(_numbers):04d}"
 
 
@@ -143,12 +144,12 @@ TWILIO_PATHS = [
 
 @pytest.mark.parametrize("path", TWILIO_PATHS)
 async def test_twilio_webhooks_refuse_missing_and_tampered_signatures(api: Api, path: str) -> None:
-    params = {"MessageSid": "SM1", "CallSid": "CA1", "From": "+12125550100", "To": "+12125550101"}
+    params = {"MessageSid": "SM1", "CallSid": "CA1", "From": "+13125550100", "To": "+13125550101"}
     assert (await twilio(api, path, params, signature=None)).status_code == 403
     assert (await twilio(api, path, params, signature="bm9wZQ==")).status_code == 403
     # Signed, then changed on the way: the signature no longer matches.
     good = sign(path, params)
-    tampered = params | {"From": "+12125550199"}
+    tampered = params | {"From": "+13125550199"}
     assert (await twilio(api, path, tampered, signature=good)).status_code == 403
     # Signed for another host (PUBLIC_BASE_URL is what counts, not the Host header).
     other = str(RequestValidator(TOKEN).compute_signature("http://api" + path, params))
@@ -292,7 +293,7 @@ async def test_a_text_from_an_unknown_number_is_a_new_inquiry(api: Api) -> None:
 
 
 async def test_text_to_a_number_of_no_practice_is_ignored(api: Api) -> None:
-    await text(api, "+12125559999", number(), "hello")
+    await text(api, "+13125559999", number(), "hello")
 
 
 async def test_twilio_retrying_a_webhook_changes_nothing(api: Api) -> None:
