@@ -11,11 +11,12 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.channels import build_provider
 from activities.emr import EmrActivities
 from activities.journey_records import JourneyRecords
 from activities.library import LibraryActivities
 from activities.messaging import Messaging
-from activities.providers import OutboxProvider, Provider
+from activities.providers import Provider
 from runtime.db import make_engine
 from runtime.settings import Settings, get_settings
 from runtime.temporal_client import connect
@@ -23,11 +24,6 @@ from workflows.emr_poll import EmrPollWorkflow
 from workflows.journey import JourneyWorkflow
 
 log = logging.getLogger("worker")
-
-
-def build_provider(settings: Settings, engine: Engine) -> Provider:
-    # Twilio/SendGrid arrive with issue 4; until then every environment records to the outbox.
-    return OutboxProvider(engine)
 
 
 def build_worker(

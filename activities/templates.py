@@ -212,7 +212,7 @@ MAX_SUBJECT = 150
 
 def lookup(template_id: str, overrides: Mapping[str, Any] | None = None) -> Template:
     """The practice's version of a template if it saved one, else the library's."""
-    base = TEMPLATES[template_id]
+    base = TEMPLATES.get(template_id) or _channel_template(template_id)
     edit = (overrides or {}).get(template_id)
     if not edit:
         return base
@@ -260,3 +260,12 @@ def validate_override(template_id: str, sms: str, subject: str) -> list[tuple[st
             ("sms", f"a marketing text must tell how to opt out, e.g. '{STOP.strip()}'")
         )
     return problems
+
+
+def _channel_template(template_id: str) -> Template:
+    # Channel answers (HELP/STOP/START, missed-call text-back) live in their own module and
+    # are not practice-editable (CTIA wording); imported here, not at the top, because that
+    # module builds on this one's library.
+    from activities.channel_templates import CHANNEL_TEMPLATES
+
+    return CHANNEL_TEMPLATES[template_id]

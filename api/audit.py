@@ -22,6 +22,8 @@ class Action(StrEnum):
     JOURNEY_LIST = "journey.list"
     JOURNEY_EVENT_CREATE = "journey.event.create"
     PATIENT_MESSAGES_READ = "patient.messages.read"
+    PATIENT_CONVERSATION_READ = "patient.conversation.read"
+    PATIENT_MESSAGE_SEND = "patient.message.send"
     PATIENT_EXPORT = "patient.export"
     PATIENT_ERASE = "patient.erase"
     API_KEY_CREATE = "api_key.create"

@@ -16,6 +16,7 @@ class Permission(StrEnum):
     JOURNEY_READ = "journey.read"
     JOURNEY_EVENT_CREATE = "journey.event.create"
     PATIENT_MESSAGES_READ = "patient.messages.read"
+    PATIENT_MESSAGE_SEND = "patient.message.send"  # a staff reply, through the send gate
     PATIENT_EXPORT = "patient.export"
     PATIENT_ERASE = "patient.erase"
     API_KEY_MANAGE = "api_key.manage"
@@ -35,6 +36,8 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.JOURNEY_READ: frozenset({_PA, _S, _I}),
     Permission.JOURNEY_EVENT_CREATE: frozenset({_PA, _S, _I}),
     Permission.PATIENT_MESSAGES_READ: frozenset({_PA, _S}),
+    # Writing to a patient is a person's job: integrations feed events, they do not chat.
+    Permission.PATIENT_MESSAGE_SEND: frozenset({_PA, _S}),
     Permission.PATIENT_EXPORT: frozenset({_PA}),
     Permission.PATIENT_ERASE: frozenset({_PA}),
     Permission.API_KEY_MANAGE: frozenset({_PA}),
@@ -50,9 +53,27 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.INTEGRATION_MANAGE: frozenset({_PA}),
 }
 
-# Routes that take no API key because the sender proves itself another way: EMR (and later
-# Twilio/SendGrid) webhooks are verified by their signature, per integration, in the endpoint.
-SIGNATURE_AUTHENTICATED_PREFIXES = ("/v1/webhooks/",)
+# EMR webhooks take no API key: each is verified by its vendor's signature (or the
+# integration's HMAC secret) in the endpoint, and answers 401 without it
+# (tests/api/test_emr_webhooks.py). The provider webhooks below answer 403 instead.
+SIGNATURE_AUTHENTICATED_PREFIXES = ("/v1/webhooks/emr/",)
+# Routes that take no API key, and what authenticates them instead. Provider webhooks are
+# authenticated by their provider's signature (a key is no substitute: without the signature
+# they answer 403 whoever calls); the web chat is public by design, named by the practice's
+# public key, rate-limited per client IP and guarded against bots (api/routers/web_chat.py).
+SIGNED_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/webhooks/twilio/sms"): "X-Twilio-Signature",
+    ("POST", "/v1/webhooks/twilio/status"): "X-Twilio-Signature",
+    ("POST", "/v1/webhooks/twilio/voice-status"): "X-Twilio-Signature",
+    ("POST", "/v1/webhooks/sendgrid/events"): "X-Twilio-Email-Event-Webhook-Signature",
+    ("GET", "/v1/webhooks/meta"): "hub.verify_token (Meta's subscription handshake)",
+    ("POST", "/v1/webhooks/meta"): "X-Hub-Signature-256",
+    ("POST", "/v1/webhooks/google"): "X-Goog-Signature (or the verification's client token)",
+}
+PUBLIC_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/v1/web-chat/widget.js"): "static script",
+    ("POST", "/v1/web-chat/{public_key}/inquiries"): "practice public key + rate limit",
+}
 
 # Roles a practice key may have (the admin key lives in settings, never in the table).
 KEY_ROLES = (Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION)

@@ -122,6 +122,11 @@ def _client_ip(request: Request, settings: Settings) -> str | None:
     return request.client.host if request.client else None
 
 
+def client_ip(request: Request, settings: Settings) -> str | None:
+    """The caller's IP as the audit log and the rate limits see it."""
+    return _client_ip(request, settings)
+
+
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     if given and len(given) <= 64 and given.isascii() and given.isprintable():

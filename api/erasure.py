@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from api.errors import not_found
 from api.event_intake import event_hash
 from api.schemas import (
+    ConsentOut,
     EmrAppointmentOut,
     EmrLinkOut,
     EventCreate,
@@ -30,6 +31,7 @@ from api.schemas import (
 )
 from models.enums import TERMINAL_STATUSES, EventType, InquiryStatus, JourneyStatus
 from models.tables import (
+    ConsentRecord,
     EmrAppointment,
     Inquiry,
     Journey,
@@ -38,6 +40,7 @@ from models.tables import (
     OutboxMessage,
     Patient,
     PatientExternalId,
+    PatientHandle,
     StaffTask,
     utcnow,
 )
@@ -95,9 +98,15 @@ def export_patient(
         .where(EmrAppointment.patient_id == patient.id)
         .order_by(col(EmrAppointment.updated_at))
     ).all()
+    consents = session.exec(
+        select(ConsentRecord)
+        .where(ConsentRecord.patient_id == patient.id)
+        .order_by(col(ConsentRecord.at), col(ConsentRecord.id))
+    ).all()
     return PatientExport(
         patient=PatientOut.model_validate(patient),
         inquiries=[InquiryOut.model_validate(i) for i in inquiries],
+        consent_records=[ConsentOut.model_validate(c) for c in consents],
         journeys=[detail(session, j) for j in journeys],
         journey_events=[JourneyEventOut.model_validate(e) for e in events],
         messages=[MessageOut.model_validate(m) for m in messages],
@@ -192,6 +201,8 @@ def _scrub(session: Session, patient: Patient) -> None:
         .where(col(EmrAppointment.patient_id) == patient.id)
         .values(service=None)
     )
+    # Platform handles (a page-scoped id) identify the person on that platform: gone too.
+    session.execute(sa.delete(PatientHandle).where(col(PatientHandle.patient_id) == patient.id))
     # The outbox is the stand-in provider's record of what it was handed: address and body.
     ledger_keys = select(Message.idempotency_key).where(Message.patient_id == patient.id)
     session.execute(

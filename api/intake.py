@@ -20,9 +20,9 @@ from api.errors import conflict, field_error
 from api.journey_starter import StartPlan, make_plan
 from api.schemas import InquiryCreate
 from api.services import normalize_interest, resolve_interest
-from models.enums import TERMINAL_STATUSES, JourneyStatus, RevenueLine, Stage
+from models.enums import TERMINAL_STATUSES, Channel, JourneyStatus, RevenueLine, Stage
 from models.journey_types import journey_workflow_id
-from models.tables import Inquiry, Journey, Patient, Practice, utcnow
+from models.tables import ConsentRecord, Inquiry, Journey, Patient, Practice, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,19 @@ def accept_inquiry(
     body: InquiryCreate,
     idempotency_key: str | None,
     before_commit: BeforeCommit | None = None,
+    *,
+    patient_id: uuid.UUID | None = None,
 ) -> IntakeResult:
+    """`patient_id` names the patient when there is no phone or email to find them by (a
+    direct message on a platform, api/inbound.py)."""
     external_id = body.external_id or idempotency_key
     digest = request_hash(body, external_id)
     for attempt in range(ATTEMPTS):
         try:
             with _serialized(session, practice.id, body):
-                return _accept_once(session, practice, body, external_id, digest, before_commit)
+                return _accept_once(
+                    session, practice, body, external_id, digest, before_commit, patient_id
+                )
         except IntegrityError:
             session.rollback()
             log.info("inquiry intake lost a unique-key race; retrying (attempt %d)", attempt + 1)
@@ -100,6 +106,7 @@ def _accept_once(
     external_id: str | None,
     digest: str,
     before_commit: BeforeCommit | None,
+    patient_id: uuid.UUID | None = None,
 ) -> IntakeResult:
     if external_id is not None:
         existing = session.exec(
@@ -122,7 +129,7 @@ def _accept_once(
     if body.referred_by is not None and not _patient_exists(session, practice, body.referred_by):
         raise field_error("referred_by", "no such patient")
 
-    patient = _find_or_create_patient(session, practice, body)
+    patient = _find_or_create_patient(session, practice, body, patient_id)
     journey = _find_or_reopen_journey(session, practice, patient, line)
     inquiry = Inquiry(
         practice_id=practice.id,
@@ -138,11 +145,33 @@ def _accept_once(
         request_hash=digest,
     )
     session.add(inquiry)
+    session.flush()
+    _record_consent(session, patient, body, inquiry)
     if before_commit is not None:
         before_commit(session, inquiry.id)
     session.commit()
     plan = make_plan(inquiry, journey, patient, practice)
     return IntakeResult(inquiry.id, patient.id, journey.id, inquiry.status, plan)
+
+
+def _record_consent(
+    session: Session, patient: Patient, body: InquiryCreate, inquiry: Inquiry
+) -> None:
+    """Proof of consent: what was granted, through which door, in which words, when."""
+    for channel, granted in ((Channel.SMS, body.consent.sms), (Channel.EMAIL, body.consent.email)):
+        if granted:
+            session.add(
+                ConsentRecord(
+                    practice_id=patient.practice_id,
+                    patient_id=patient.id,
+                    channel=channel.value,
+                    granted=True,
+                    source=f"inquiry:{body.channel.value}",
+                    wording=body.consent.wording,
+                    evidence=str(inquiry.id),
+                    at=inquiry.received_at,
+                )
+            )
 
 
 def _patient_exists(session: Session, practice: Practice, patient_id: uuid.UUID) -> bool:
@@ -164,8 +193,10 @@ def _find_patient(session: Session, practice: Practice, body: InquiryCreate) -> 
     return None
 
 
-def _find_or_create_patient(session: Session, practice: Practice, body: InquiryCreate) -> Patient:
-    patient = _find_patient(session, practice, body)
+def _find_or_create_patient(
+    session: Session, practice: Practice, body: InquiryCreate, known: uuid.UUID | None = None
+) -> Patient:
+    patient = session.get(Patient, known) if known else _find_patient(session, practice, body)
     if patient is None:
         patient = Patient(
             practice_id=practice.id,

@@ -14,8 +14,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from activities.channels import build_provider
+from activities.messaging import Messaging
 from api.cors import CodecCORS
 from api.errors import validation_error_handler
+from api.followups import run_direct_sender_forever
 from api.middleware import BodySizeLimit, ErrorShield
 from api.ratelimit import TokenBucketLimiter
 from api.relay import Relay
@@ -31,6 +34,8 @@ from api.routers import (
     library,
     patients,
     practices,
+    web_chat,
+    webhooks,
 )
 from api.temporal import TemporalConnection
 from runtime.db import make_engine
@@ -47,16 +52,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     temporal = TemporalConnection(settings)
     await temporal.start()
     relay = Relay(engine, temporal, settings)
+    # The API's own door to the send gate: answers to HELP/STOP/START, missed-call text-backs
+    # and staff replies. Same providers as the worker's (outbox without credentials).
+    app.state.messaging = Messaging(
+        engine, build_provider(settings, engine), daily_cap=settings.daily_message_cap
+    )
     app.state.engine = engine
     app.state.temporal = temporal
     app.state.relay = relay
     relay_task = asyncio.create_task(relay.run_forever(), name="relay")
+    sender_task = asyncio.create_task(
+        run_direct_sender_forever(app.state.messaging, engine, settings.relay_interval_seconds),
+        name="direct-sender",
+    )
     try:
         yield
     finally:
-        relay_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
+        for task in (relay_task, sender_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await temporal.close()
         engine.dispose()
 
@@ -75,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "key": TokenBucketLimiter(settings.inquiry_rate_per_key_per_minute),
         "ip": TokenBucketLimiter(settings.inquiry_rate_per_ip_per_minute),
     }
+    app.state.web_chat_limiter = TokenBucketLimiter(settings.web_chat_rate_per_ip_per_minute)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     # Added later = further out. The size limit sees the raw request before the app does; CORS
     # (for /codec only) is outermost so even a 413 or 500 reaches the Temporal UI readable.
@@ -93,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         library,
         integrations,
         emr_webhooks,
+        webhooks,
+        web_chat,
     ):
         app.include_router(module.router)
     return app

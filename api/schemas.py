@@ -56,6 +56,16 @@ def _state(value: str) -> str:
     return upper
 
 
+def _e164(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, "US")
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a valid phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def _utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -94,6 +104,15 @@ class ResponseBody(BaseModel):
 # ---- practices -------------------------------------------------------------------------------
 
 
+class MessagingAccount(RequestBody):
+    channel: Literal["facebook", "instagram", "google"]
+    account_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Facebook page id, Instagram business account id, or Google agent id",
+    )
+
+
 AESTHETIC_LINES: tuple[RevenueLine, ...] = tuple(
     x for x in RevenueLine if x is not RevenueLine.DERMATOLOGY
 )
@@ -111,6 +130,24 @@ class PracticeCreate(RequestBody):
         min_length=1,
         max_length=len(RevenueLine),
     )
+    sms_number: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The practice's Twilio number (inbound texts and calls), E.164",
+    )
+    help_text: str | None = Field(
+        default=None, min_length=1, max_length=200, description="What a text of HELP answers"
+    )
+    messaging_accounts: list[MessagingAccount] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Where direct messages to the practice arrive (their webhooks route here)",
+    )
+
+    @field_validator("sms_number")
+    @classmethod
+    def _sms_number(cls, value: str | None) -> str | None:
+        return None if value is None else _e164(value)
 
     @field_validator("revenue_lines")
     @classmethod
@@ -127,6 +164,9 @@ class PracticeOut(ResponseBody):
     review_url: str | None
     revenue_lines: list[RevenueLine]
     created_at: datetime
+    public_key: str | None = Field(description="Names the practice on the public web chat")
+    sms_number: str | None
+    help_text: str | None
 
 
 class PracticeCreated(PracticeOut):
@@ -190,6 +230,12 @@ class AuditPage(ResponseBody):
 class Consent(RequestBody):
     sms: StrictBool = False
     email: StrictBool = False
+    wording: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="The exact consent text the patient saw: kept as proof of consent",
+    )
 
 
 class InquiryCreate(RequestBody):
@@ -232,13 +278,7 @@ class InquiryCreate(RequestBody):
             if "email" in info.data and info.data["email"] is None:
                 raise ValueError("phone or email is required")
             return None
-        try:
-            number = phonenumbers.parse(value, "US")
-        except phonenumbers.NumberParseException:
-            raise ValueError("not a valid phone number") from None
-        if not phonenumbers.is_valid_number(number):
-            raise ValueError("not a valid phone number")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return _e164(value)
 
     @field_validator("interest")
     @classmethod
@@ -343,6 +383,77 @@ class MessagePage(ResponseBody):
     offset: int
 
 
+class ConversationItem(ResponseBody):
+    """One turn of the patient's conversation, whatever the channel: a message either way, or
+    the text of an inquiry (a form, the web chat)."""
+
+    at: datetime
+    direction: str  # inbound | outbound
+    channel: str | None  # sms | email | form | chat | missed_call | ...
+    source: str  # message | inquiry
+    id: uuid.UUID
+    journey_id: uuid.UUID | None
+    template: str | None
+    status: str
+    body: str | None
+
+
+class Conversation(ResponseBody):
+    patient_id: uuid.UUID
+    items: list[ConversationItem]
+    limit: int
+    offset: int
+
+
+class StaffMessageCreate(RequestBody):
+    body: str = Field(min_length=1, max_length=1600, description="The text, as staff wrote it")
+    channel: Channel | None = Field(
+        default=None, description="sms or email; default: where the patient last wrote, else sms"
+    )
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Client id for the message: a repeat (same id) sends nothing new",
+    )
+
+
+class StaffMessageResult(ResponseBody):
+    message_id: uuid.UUID | None
+    status: str
+    channel: str | None
+    reason: str | None
+    retry_at: datetime | None
+
+
+# ---- web chat --------------------------------------------------------------------------------
+
+
+class WebChatConsent(RequestBody):
+    sms: StrictBool = False
+    email: StrictBool = False
+    wording: str = Field(
+        min_length=1, max_length=2000, description="The consent text shown next to the boxes"
+    )
+
+
+class WebChatInquiry(RequestBody):
+    first_name: Name | None = None
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    interest: str | None = Field(default=None, min_length=1, max_length=64)
+    message: str | None = Field(default=None, max_length=2000)
+    consent: WebChatConsent
+    # Bot protection: a field people never see (bots fill it in) and how long the form was
+    # open before it was sent (bots post at once).
+    website: str | None = Field(default=None, max_length=200, description="Leave empty")
+    elapsed_ms: int = Field(ge=0, le=86_400_000, description="How long the form was open")
+
+
+class WebChatAccepted(ResponseBody):
+    status: str = "received"
+
+
 # ---- patient rights --------------------------------------------------------------------------
 
 
@@ -415,9 +526,20 @@ class EmrAppointmentOut(ResponseBody):
     updated_at: datetime
 
 
+class ConsentOut(ResponseBody):
+    id: uuid.UUID
+    channel: str
+    granted: bool
+    source: str
+    wording: str | None
+    evidence: str | None
+    at: datetime
+
+
 class PatientExport(ResponseBody):
     patient: PatientOut
     inquiries: list[InquiryOut]
+    consent_records: list[ConsentOut] = Field(default_factory=list)
     journeys: list[JourneyDetail]
     journey_events: list[JourneyEventOut]
     messages: list[MessageOut]

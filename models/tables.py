@@ -48,6 +48,12 @@ class Practice(SQLModel, table=True):
     review_url: str | None = Field(default=None, max_length=2000)
     revenue_lines: list[str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     created_at: datetime = _ts(default_factory=utcnow)
+    # Channels (issue 4). The public key names the practice on the public web-chat endpoint
+    # (it is not a secret: it sits in the practice's web page). The SMS number routes inbound
+    # texts and calls (Twilio's `To`) to the practice. Help text answers HELP.
+    public_key: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    sms_number: str | None = Field(default=None, max_length=20, unique=True, index=True)
+    help_text: str | None = Field(default=None, max_length=300)
 
 
 class ApiKey(SQLModel, table=True):
@@ -100,6 +106,9 @@ class Patient(SQLModel, table=True):
     email_consent: bool = False
     sms_suppressed: bool = False
     email_suppressed: bool = False
+    # The provider said the number cannot take texts (invalid, landline: Twilio 21211/21614).
+    # Not an opt-out, and recorded apart from one: the patient did not refuse anything.
+    sms_unusable: bool = False
     referred_by: uuid.UUID | None = Field(default=None)
     created_at: datetime = _ts(default_factory=utcnow)
     # Set by erasure: the row stays as a tombstone (ids the ledger points at), PHI nulled.
@@ -221,6 +230,51 @@ class StaffTask(SQLModel, table=True):
     kind: str = Field(max_length=40)
     status: str = Field(default="open", max_length=20)
     created_at: datetime = _ts()
+
+
+class ConsentRecord(SQLModel, table=True):
+    """Proof of consent (and of its withdrawal): append-only, one row per grant or revocation,
+    with where it came from and the exact wording the patient saw. No contact details: the row
+    points at the patient, so erasure of the patient leaves no PHI here."""
+
+    __tablename__ = "consent_record"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    channel: str = Field(max_length=10)
+    granted: bool
+    source: str = Field(max_length=40)  # api | web_chat | sms_keyword | provider | webhook
+    wording: str | None = Field(default=None, max_length=2000)
+    evidence: str | None = Field(default=None, max_length=100)  # inquiry id, provider message id
+    at: datetime = _ts(default_factory=utcnow)
+
+
+class PracticeAccount(SQLModel, table=True):
+    """A practice's account on a messaging platform (a Facebook page, an Instagram business
+    account, a Google Business Profile agent): routes that platform's webhooks to the practice."""
+
+    __tablename__ = "practice_account"
+    __table_args__ = (sa.UniqueConstraint("channel", "account_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    channel: str = Field(max_length=10)  # facebook | instagram | google
+    account_id: str = Field(max_length=200)
+
+
+class PatientHandle(SQLModel, table=True):
+    """Who a patient is on a messaging platform (a page-scoped id, a conversation id): how a
+    direct message finds its patient when there is no phone or email. Scrubbed by erasure."""
+
+    __tablename__ = "patient_handle"
+    __table_args__ = (sa.UniqueConstraint("practice_id", "channel", "handle"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    channel: str = Field(max_length=10)
+    handle: str = Field(max_length=200)
 
 
 class PracticeLibrary(SQLModel, table=True):

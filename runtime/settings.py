@@ -40,9 +40,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
 
     twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
+    twilio_auth_token: SecretStr | None = None
     twilio_messaging_service_sid: str | None = None
-    sendgrid_api_key: str | None = None
+    sendgrid_api_key: SecretStr | None = None
     sendgrid_from_email: str | None = None
     # `keyid:base64key,...`, newest first (runtime/codec.py). SecretStr: never in a repr or log.
     payload_encryption_keys: SecretStr | None = None
@@ -62,6 +62,35 @@ class Settings(BaseSettings):
     inquiry_rate_per_key_per_minute: int = Field(default=600, ge=1)
     inquiry_rate_per_ip_per_minute: int = Field(default=600, ge=1)
 
+    # Channels (issue 4, docs/channels.md). Throughput: the account's 10DLC (or toll-free)
+    # messages per second; sends beyond it wait their turn, per worker process.
+    sms_messages_per_second: float = Field(default=1.0, gt=0)
+    email_messages_per_second: float = Field(default=50.0, gt=0)
+    # SendGrid unsubscribe groups (ASM): offers and care mail are unsubscribed separately.
+    sendgrid_marketing_group_id: int | None = None
+    sendgrid_transactional_group_id: int | None = None
+    # The Event Webhook's verification key (base64 DER, from SendGrid's Mail Settings).
+    sendgrid_webhook_public_key: str | None = None
+    # Instagram/Facebook messaging (Meta): the app secret signs webhooks (X-Hub-Signature-256);
+    # the verify token answers Meta's subscription handshake.
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+    # Google Business Profile messages: the partner's client token signs webhooks
+    # (X-Goog-Signature, HMAC-SHA512) and answers the verification request.
+    google_messages_client_token: SecretStr | None = None
+    # Public web chat: requests per minute per client IP, and the least time a human takes to
+    # fill the form (bot protection, with the honeypot field).
+    web_chat_rate_per_ip_per_minute: int = Field(default=10, ge=1)
+    web_chat_min_fill_seconds: float = Field(default=3.0, ge=0)
+
+    @field_validator(
+        "sendgrid_marketing_group_id", "sendgrid_transactional_group_id", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes unset variables as "": that means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("payload_encryption_keys", mode="after")
     @classmethod
     def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -80,6 +109,13 @@ class Settings(BaseSettings):
                 )
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
+            if (self.twilio_configured or self.sendgrid_configured) and not (
+                self.public_base_url.startswith("https://")
+            ):
+                raise ValueError(
+                    "PUBLIC_BASE_URL must be the public https URL of the API when Twilio or "
+                    "SendGrid is configured: their webhooks are signed against it"
+                )
             if self.payload_encryption_keys is None:
                 raise ValueError(
                     "PAYLOAD_ENCRYPTION_KEYS is not set; production refuses to send patient "
@@ -99,8 +135,28 @@ class Settings(BaseSettings):
         return [o.strip().rstrip("/") for o in self.temporal_ui_origins.split(",") if o.strip()]
 
     @property
-    def messaging_provider(self) -> Literal["outbox", "twilio"]:
-        return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "outbox"
+    def twilio_configured(self) -> bool:
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and self.twilio_auth_token.get_secret_value()
+            and self.twilio_messaging_service_sid
+        )
+
+    @property
+    def sendgrid_configured(self) -> bool:
+        return bool(
+            self.sendgrid_api_key
+            and self.sendgrid_api_key.get_secret_value()
+            and self.sendgrid_from_email
+        )
+
+    @property
+    def messaging_provider(self) -> str:
+        """For the banner: which provider each channel uses."""
+        sms = "twilio" if self.twilio_configured else "outbox"
+        email = "sendgrid" if self.sendgrid_configured else "outbox"
+        return "outbox" if sms == email == "outbox" else f"sms: {sms}, email: {email}"
 
 
 @lru_cache

@@ -438,7 +438,7 @@ class Stack:
         provider = settings.messaging_provider
         table.add_row(
             "Messages",
-            "Twilio/SendGrid" if provider == "twilio" else "outbox: recorded, not sent",
+            "outbox: recorded, not sent" if provider == "outbox" else provider,
         )
         console.print(Panel(table, title="patient journeys: dev stack up", expand=False))
         say("Ctrl-C stops everything; the README has a five-minute tour")

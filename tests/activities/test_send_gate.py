@@ -210,3 +210,19 @@ def test_a_send_waits_for_an_erasure_in_progress(postgres_engine: Engine) -> Non
     assert outcome["r"].status is MessageStatus.SUPPRESSED
     assert ledger(postgres_engine, "k").body is None
     assert outbox(postgres_engine) == []
+
+
+@pytest.mark.parametrize(("state", "allowed"), [("FL", 3), ("OK", 3), ("MD", 3), ("NY", 5)])
+def test_state_frequency_caps_are_stricter_than_the_setting(
+    engine: Engine, state: str, allowed: int
+) -> None:
+    # FL, OK and MD: at most 3 marketing texts on the same subject per 24 hours, whatever
+    # DAILY_MESSAGE_CAP says. 15:00 UTC is inside every window in New York.
+    seeded = seed_journey(engine, state=state, timezone="America/New_York")
+    gate = Messaging(engine, OutboxProvider(engine), daily_cap=5)
+    start = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    statuses = [
+        gate.send(send_input(seeded, f"k{i}", at=start + timedelta(minutes=i))).status
+        for i in range(allowed + 1)
+    ]
+    assert statuses == [MessageStatus.SENT] * allowed + [MessageStatus.DEFERRED]

@@ -173,7 +173,8 @@ def api_stack(temporal_dev: WorkflowEnvironment) -> StackFactory:
     """`async with api_stack(url, ...)`: an app on `url`, plus (by default) a worker for it.
 
     `temporal` overrides the address the *app* uses (a dead port, a proxy); the worker always
-    talks to the dev server directly. `task_queue` lets two apps share one worker's queue."""
+    talks to the dev server directly. `task_queue` lets two apps share one worker's queue.
+    Other keyword arguments override settings (Twilio/SendGrid webhook secrets, limits)."""
 
     @asynccontextmanager
     async def stack(
@@ -182,9 +183,12 @@ def api_stack(temporal_dev: WorkflowEnvironment) -> StackFactory:
         temporal: str | None = None,
         task_queue: str | None = None,
         worker: bool = True,
+        **overrides: Any,
     ) -> AsyncIterator[Api]:
         queue = task_queue or f"api-{uuid.uuid4()}"
         settings = api_settings(database_url, temporal or temporal_address(temporal_dev), queue)
+        if overrides:  # validated like the environment would be
+            settings = Settings(_env_file=None, **(settings.model_dump() | overrides))
         app = create_app(settings)
         async with AsyncExitStack() as exits:
             await exits.enter_async_context(LifespanManager(app, startup_timeout=30))

@@ -15,7 +15,13 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from api.authz import SIGNATURE_AUTHENTICATED_PREFIXES, Permission, allowed
+from api.authz import (
+    PUBLIC_ROUTES,
+    SIGNATURE_AUTHENTICATED_PREFIXES,
+    SIGNED_ROUTES,
+    Permission,
+    allowed,
+)
 from models.enums import Role
 from tests.api.conftest import ADMIN_KEY, Api, StackFactory, Tenant, sqlite_url
 
@@ -157,6 +163,16 @@ MATRIX: dict[tuple[str, str], Row] = {
         Permission.PATIENT_MESSAGES_READ,
         200,
         lambda w, p: _static(f"/v1/patients/{p.patient_id}/messages"),
+    ),
+    ("GET", "/v1/patients/{patient_id}/conversation"): Row(
+        Permission.PATIENT_MESSAGES_READ,
+        200,
+        lambda w, p: _static(f"/v1/patients/{p.patient_id}/conversation"),
+    ),
+    ("POST", "/v1/patients/{patient_id}/messages"): Row(
+        Permission.PATIENT_MESSAGE_SEND,
+        202,
+        lambda w, p: _static(f"/v1/patients/{p.patient_id}/messages", {"body": "Hello"}),
     ),
     ("GET", "/v1/patients/{patient_id}/export"): Row(
         Permission.PATIENT_EXPORT, 200, lambda w, p: _static(f"/v1/patients/{p.patient_id}/export")
@@ -356,7 +372,40 @@ def _served_routes() -> set[tuple[str, str]]:
 
 
 def test_every_route_is_in_the_matrix() -> None:
-    assert _served_routes() == set(MATRIX)
+    """Every route is keyed (the matrix), signed by its provider, or public by design."""
+    keyed, signed, public = set(MATRIX), set(SIGNED_ROUTES), set(PUBLIC_ROUTES)
+    assert not (keyed & signed or keyed & public or signed & public)
+    assert _served_routes() == keyed | signed | public
+
+
+SIGNED_CASES = [
+    pytest.param(method, path, caller, id=f"{method} {path} {caller}")
+    for method, path in SIGNED_ROUTES
+    for caller in CALLERS
+]
+
+
+@pytest.mark.parametrize(("method", "path", "caller"), SIGNED_CASES)
+async def test_signed_routes_refuse_every_key_without_a_signature(
+    world: World, method: str, path: str, caller: str
+) -> None:
+    """A key, even the admin's, is no substitute for the provider's signature."""
+    r = await world.api.http.request(method, path, headers=world.headers(caller), content=b"[]")
+    assert r.status_code == 403, r.text
+
+
+async def test_public_routes_need_no_key_and_name_no_patient(world: World) -> None:
+    r = await world.api.http.get("/v1/web-chat/widget.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    r = await world.api.http.post(
+        "/v1/web-chat/pk_nosuchpractice/inquiries",
+        json={
+            "email": "a@example.com",
+            "elapsed_ms": 60_000,
+            "consent": {"wording": "I agree"},
+        },
+    )
+    assert r.status_code == 404
 
 
 def test_every_permission_is_exercised() -> None:

@@ -66,11 +66,12 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     lead = await api.lead(tenant, **who)
     await eventually(lambda: _replied(api, tenant, lead["patient_id"]), "the instant reply")
 
-    async def recorded() -> bool:
-        # The reply goes out first; the journey records its stages a moment later.
-        return bool((await api.journey(tenant, lead["journey_id"]))["stage_history"])
+    async def history() -> list[Any]:
+        # Stage changes are written after the instant reply (at the journey's next wait).
+        stages: list[Any] = (await api.journey(tenant, lead["journey_id"]))["stage_history"]
+        return stages
 
-    await eventually(recorded, "the stage history")
+    await eventually(history, "the journey's stage history")
     r = await api.http.get(f"/v1/patients/{lead['patient_id']}/export", headers=tenant.headers)
     assert r.status_code == 200, r.text
     export = r.json()
@@ -84,9 +85,10 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     assert export["journeys"][0]["stage_history"], "stage history included"
     assert any(m["body"] and who["first_name"] in m["body"] for m in export["messages"])
     assert set(export) == {
-        "patient", "inquiries", "journeys", "journey_events", "messages", "staff_tasks",
-        "emr_links", "emr_appointments",
+        "patient", "inquiries", "consent_records", "journeys", "journey_events", "messages",
+        "staff_tasks", "emr_links", "emr_appointments",
     }  # fmt: skip
+    assert [(c["channel"], c["granted"]) for c in export["consent_records"]] == [("sms", True)]
 
 
 async def test_erasure_ends_journeys_and_leaves_no_phi(any_api: Api) -> None:
@@ -96,7 +98,12 @@ async def test_erasure_ends_journeys_and_leaves_no_phi(any_api: Api) -> None:
     lead = await api.lead(tenant, **who)
     second = await api.lead(tenant, **(who | {"interest": "laser_hair_removal"}))
     assert second["patient_id"] == lead["patient_id"]
-    await eventually(lambda: _replied(api, tenant, lead["patient_id"]), "the instant reply")
+
+    async def both_replied() -> bool:
+        # Both journeys' instant replies, or the ledger may still grow after it is read below.
+        return len(await api.sent(tenant, lead["patient_id"])) >= 2
+
+    await eventually(both_replied, "the instant replies of both journeys")
     r = await api.event(
         tenant, lead["journey_id"], type="treatment_completed", service="lip filler", amount=650
     )

@@ -65,3 +65,36 @@ def test_0002_keeps_existing_practice_keys_working(tmp_path: Path) -> None:
         assert restored == key_hash
     finally:
         engine.dispose()
+
+
+def test_0004_gives_existing_practices_a_public_key_and_downgrades(tmp_path: Path) -> None:
+    """Data migration: practices created before 0004 get their web-chat key; the downgrade
+    drops the channel columns and tables again."""
+    url = f"sqlite:///{tmp_path / 'upgrade.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0003")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            for _ in range(2):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO practice (id, name, timezone, state, booking_url,"
+                        " revenue_lines, created_at) VALUES (:id, 'Glow', 'UTC', 'NY',"
+                        " 'https://b.example.com', '[]', CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": uuid.uuid4().hex},
+                )
+        command.upgrade(cfg, "head")
+        with Session(engine) as s:
+            keys = [p.public_key for p in s.exec(select(Practice)).all()]
+        assert len(keys) == 2 and len(set(keys)) == 2
+        assert all(k is not None and k.startswith("pk_") for k in keys)
+        command.downgrade(cfg, "0003")
+        tables = set(sa.inspect(engine).get_table_names())
+        assert not {"consent_record", "practice_account", "patient_handle"} & tables
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("practice")}
+        assert not {"public_key", "sms_number", "help_text"} & columns
+        command.upgrade(cfg, "head")  # and up again
+    finally:
+        engine.dispose()
