@@ -25,6 +25,13 @@ from models.enums import (
 from models.journey_types import InquirySignal, JourneyEvent, JourneyMemory
 from models.track_types import OutcomeSpec, SequenceSpec, StepSpec, TrackSpec
 
+# What an EMR's answer about a passed consult means (integrations.model.ApptStatus values).
+CHECKED_EVENTS = {
+    "arrived": EventType.ARRIVED,
+    "completed": EventType.ARRIVED,
+    "no_show": EventType.NO_SHOW,
+    "cancelled": EventType.APPOINTMENT_CANCELLED,
+}
 # The review and referral asks go to every patient (no review gating), once a year at most.
 ASKED_AT_MOST_YEARLY = ("review_ask", "referral_ask")
 ASK_INTERVAL = timedelta(days=365)
@@ -178,6 +185,15 @@ class JourneyMachine:
             self.done(key, f"staff task {step.task}")
             return False
         return True
+
+    def checked(self, key: str, status: str | None, now: datetime, local: str) -> None:
+        """What the EMR says of the consult (a `check` step): an answer moves the journey as
+        the event would have; no answer (no EMR, not found, still booked) leaves it waiting."""
+        self.done(key, f"EMR says the consult is {status or 'unknown'}")
+        event = CHECKED_EVENTS.get(status or "")
+        if event is not None and self.m.stage is Stage.CONSULT_SHOW:
+            at = self.m.appointment_at if event is EventType.ARRIVED else now
+            self.handle(JourneyEvent(event, f"check:{key}", at=at or now), now, local)
 
     def expires_at(self) -> datetime | None:
         """A consult reminder is pointless once the appointment has begun."""
