@@ -30,6 +30,7 @@ class Action(StrEnum):
     API_KEY_ROTATE = "api_key.rotate"
     HISTORY_DECODE = "temporal.history.decode"
     AUDIT_READ = "audit.read"
+    HISTORY_IMPORT = "history.import"
 
 
 def add_audit(

@@ -23,6 +23,8 @@ class Permission(StrEnum):
     HISTORY_DECODE = "temporal.history.decode"  # the codec server, for the Temporal UI
     LIBRARY_READ = "library.read"  # the track library, the practice's edits, previews
     LIBRARY_EDIT = "library.edit"
+    FUNNEL_READ = "funnel.read"  # the eight-stage map and its dashboard: aggregates, no PHI
+    HISTORY_IMPORT = "history.import"  # audit mode: a practice's historical export
 
 
 _A, _PA, _S, _I = Role.ADMIN, Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION
@@ -45,6 +47,10 @@ POLICY: dict[Permission, frozenset[Role]] = {
     # integrations read it and preview; only practice admins change what patients receive.
     Permission.LIBRARY_READ: frozenset({_PA, _S, _I}),
     Permission.LIBRARY_EDIT: frozenset({_PA}),
+    # The map is counts and money, no patient: staff see it too. An import brings in patients'
+    # contact details and history: practice admins only.
+    Permission.FUNNEL_READ: frozenset({_PA, _S}),
+    Permission.HISTORY_IMPORT: frozenset({_PA}),
 }
 
 # Roles a practice key may have (the admin key lives in settings, never in the table).
