@@ -280,7 +280,7 @@ def report(data: FunnelData, start: datetime, end: datetime, line: str | None) -
     cancels = sum(
         1
         for v in in_period
-        if v.stage == Stage.CONSULT_BOOKED.value
+        if v.stage in (Stage.CONSULT_BOOKED.value, Stage.CONSULT_SHOW.value)
         and v.outcome == "leaked"
         and v.reason == "appointment cancelled"
     )

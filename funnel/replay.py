@@ -10,18 +10,21 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from activities.library import practice_library
 from funnel.metrics import FunnelData, Lead, Transition, Treatment
 from models.enums import Channel, EventType, MessageStatus, RevenueLine, Stage
 from models.journey_types import InquirySignal, JourneyEvent, JourneyMemory
 from models.tables import HistoryRecord
+from models.tables import PracticeLibrary as PracticeLibraryRow
 from models.track_types import TrackSpec
 from workflows.library import REPLY, resolve_track
 from workflows.machine import JourneyMachine
 
+CANCEL_BEFORE = timedelta(minutes=1)
 # Same-moment records in the order they happen: booked, then seen, then treated.
 _ORDER = {
     EventType.CONSULT_BOOKED: 0,
@@ -90,7 +93,11 @@ def _events(records: list[_Record]) -> list[JourneyEvent]:
                 "no_show": EventType.NO_SHOW,
                 "cancelled": EventType.APPOINTMENT_CANCELLED,
             }.get(r.status or "")
-            if follow is not None:
+            if follow is EventType.APPOINTMENT_CANCELLED:
+                # Exports give no cancellation time: a cancelled appointment is taken as
+                # cancelled just before its time (so it leaks from consult_booked).
+                out.append(JourneyEvent(follow, f"o{n}", max(booked, r.at - CANCEL_BEFORE)))
+            elif follow is not None:
                 out.append(JourneyEvent(follow, f"o{n}", r.at))
         elif r.kind == "treatment":
             out.append(
@@ -169,10 +176,12 @@ def load(session: Session, practice_id: uuid.UUID, until: datetime | None = None
     if latest is None:
         return data
     cache: dict[tuple[RevenueLine, str | None], TrackSpec] = {}
+    # The practice's own rhythms (edited recall days, say) decide when a recall lapsed.
+    library = practice_library(session.get(PracticeLibraryRow, practice_id))
 
     def resolve(line: RevenueLine, service: str | None) -> TrackSpec:
         if (line, service) not in cache:
-            cache[(line, service)] = resolve_track(line, service)
+            cache[(line, service)] = resolve_track(line, service, library)
         return cache[(line, service)]
 
     for (patient, line), records in groups.items():

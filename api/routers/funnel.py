@@ -11,8 +11,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -51,15 +50,13 @@ INDUSTRY = {
 }
 
 
-def _bound(value: date | datetime | None, default: datetime) -> datetime:
+def _bound(value: datetime | None, default: datetime) -> datetime:
     if value is None:
         return default
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.combine(value, dtime.min, tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def period(start: date | datetime | None, end: date | datetime | None) -> tuple[datetime, datetime]:
+def period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     """[from, to): a date means its UTC midnight; the default is the last 90 days."""
     now = datetime.now(UTC)
     to = _bound(end, now)
@@ -98,8 +95,9 @@ def build(
     }
 
 
-FromQ = Annotated[date | datetime | None, Query(alias="from")]
-ToQ = Annotated[date | datetime | None, Query(alias="to")]
+# A date (2025-01-01) is that day's UTC midnight; a time without a zone is UTC.
+FromQ = Annotated[datetime | None, Query(alias="from")]
+ToQ = Annotated[datetime | None, Query(alias="to")]
 
 
 @router.get("/v1/funnel")
