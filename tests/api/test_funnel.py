@@ -5,6 +5,7 @@ echoing values, and live journeys feed the same map."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -249,7 +250,8 @@ async def test_live_journeys_feed_the_same_map(api: Api) -> None:
         tenant, phone=None, email="cold@example.com", consent={"sms": False, "email": True}
     )
     for lead in (won, cold):
-        await eventually(lambda lead=lead: api.sent(tenant, lead["patient_id"]), "first reply")
+        patient_id: str = lead["patient_id"]
+        await eventually(partial(api.sent, tenant, patient_id), "first reply")
 
     jid = won["journey_id"]
     now = datetime.now(UTC)
