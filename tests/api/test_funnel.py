@@ -5,8 +5,8 @@ echoing values, and live journeys feed the same map."""
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, select
