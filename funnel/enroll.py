@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -153,7 +153,10 @@ def plan(engine: Engine, practice_id: uuid.UUID, now: datetime | None = None) ->
             ).all()
         )
         result = Planned(len(due), 0, 0, 0)
-        for n, d in enumerate(due, start=1):
+        new_journeys: list[dict[str, object]] = []
+        reopened: list[uuid.UUID] = []
+        rows: list[dict[str, object]] = []
+        for d in due:
             if (d.patient_id, d.line.value) in enrolled:
                 result.already += 1
                 continue
@@ -164,35 +167,59 @@ def plan(engine: Engine, practice_id: uuid.UUID, now: datetime | None = None) ->
             if journey is not None and journey.status not in TERMINAL_STATUSES:
                 result.journeying += 1
                 continue
+            # Plain rows, not model objects: constructing thousands of SQLModel objects is
+            # what would make planning slow.
+            now_ = utcnow()
             if journey is None:
-                journey = Journey(
-                    practice_id=practice_id,
-                    patient_id=d.patient_id,
-                    revenue_line=d.line.value,
-                    workflow_id=workflow_id,
+                journey_id = uuid.uuid4()
+                new_journeys.append(
+                    {
+                        "id": journey_id,
+                        "practice_id": practice_id,
+                        "patient_id": d.patient_id,
+                        "revenue_line": d.line.value,
+                        "workflow_id": workflow_id,
+                        "stage": REASONS[d.reason][0].value,
+                        "status": JourneyStatus.PENDING.value,
+                        "cycle": 0,
+                        "created_at": now_,
+                        "updated_at": now_,
+                    }
                 )
-                journeys[workflow_id] = journey
             else:  # a closed journey starts afresh, as a new inquiry would reopen it
-                journey.status = JourneyStatus.PENDING.value
-                journey.exit_reason = None
-                journey.updated_at = utcnow()
-            journey.stage = REASONS[d.reason][0].value
-            session.add(journey)
-            session.flush()
-            session.add(
-                Enrollment(
-                    practice_id=practice_id,
-                    patient_id=d.patient_id,
-                    journey_id=journey.id,
-                    revenue_line=d.line.value,
-                    reason=d.reason,
-                    service=d.service,
-                    since=d.since,
-                )
+                journey_id = journey.id
+                reopened.append(journey.id)
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "practice_id": practice_id,
+                    "patient_id": d.patient_id,
+                    "journey_id": journey_id,
+                    "revenue_line": d.line.value,
+                    "reason": d.reason,
+                    "service": d.service,
+                    "since": d.since,
+                    "status": "planned",
+                    "created_at": now_,
+                }
             )
             result.planned += 1
-            if n % 1000 == 0:
-                session.commit()
+        # Core inserts in one transaction: thousands of rows in well under a second, and an
+        # interrupted plan leaves nothing half-written (the unique keys keep a re-plan exact).
+        for chunk in range(0, len(new_journeys), 1000):
+            session.execute(
+                sa.insert(SQLModel.metadata.tables["journey"]), new_journeys[chunk : chunk + 1000]
+            )
+        if reopened:
+            session.execute(
+                sa.update(Journey)
+                .where(col(Journey.id).in_(reopened))
+                .values(status=JourneyStatus.PENDING.value, exit_reason=None, updated_at=utcnow())
+            )
+        for chunk in range(0, len(rows), 1000):
+            session.execute(
+                sa.insert(SQLModel.metadata.tables["enrollment"]), rows[chunk : chunk + 1000]
+            )
         session.commit()
     return result
 
@@ -288,20 +315,22 @@ def _load_planned(engine: Engine, practice_id: uuid.UUID, limit: int) -> list[St
 
 
 def _mark(engine: Engine, done: list[tuple[uuid.UUID, uuid.UUID, bool]]) -> None:
+    if not done:
+        return
     now = utcnow()
     with session_scope(engine) as session:
-        for enrollment_id, journey_id, _started in done:
-            session.execute(
-                sa.update(Enrollment)
-                .where(col(Enrollment.id) == enrollment_id)
-                .values(status="started", started_at=now)
-            )
-            session.execute(
-                sa.update(Journey)
-                .where(col(Journey.id) == journey_id)
-                .where(col(Journey.status) == JourneyStatus.PENDING.value)
-                .values(status=JourneyStatus.ACTIVE.value, updated_at=now)
-            )
+        session.execute(
+            sa.update(Enrollment)
+            .where(col(Enrollment.id).in_([d[0] for d in done]))
+            .values(status="started", started_at=now)
+        )
+        # Only still-pending rows: the worker may already have written the live status.
+        session.execute(
+            sa.update(Journey)
+            .where(col(Journey.id).in_([d[1] for d in done]))
+            .where(col(Journey.status) == JourneyStatus.PENDING.value)
+            .values(status=JourneyStatus.ACTIVE.value, updated_at=now)
+        )
         session.commit()
 
 
@@ -322,7 +351,7 @@ async def run(
     concurrency: int = 8,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
-    batch: int = 200,
+    batch: int = 500,
 ) -> RunResult:
     """Phase 2: start the planned enrollments at no more than `rate` per second."""
     result = RunResult()
@@ -352,7 +381,10 @@ async def run(
                     progress(1)
 
         try:
-            await asyncio.gather(*(one(i, done) for i in items))
+            # A failed start (or an interrupt) cancels the batch's other starts.
+            async with asyncio.TaskGroup() as group:
+                for item in items:
+                    group.create_task(one(item, done))
         finally:
             # Whatever got started is recorded even when the run is interrupted mid-batch.
             await asyncio.to_thread(_mark, engine, done)
