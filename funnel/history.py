@@ -409,6 +409,12 @@ def _record_key(kind: str, v: dict[str, Any]) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
+def patient_ref(practice_id: uuid.UUID, export_id: str) -> str:
+    """The export's patient id (an MRN, say: an identifier) is kept only as a hash: enough to
+    join a patient's leads, appointments and treatments, useless to anyone reading the table."""
+    return hashlib.sha256(f"{practice_id}:{export_id}".encode()).hexdigest()
+
+
 @dataclass
 class Stored:
     import_id: uuid.UUID
@@ -451,9 +457,10 @@ def store(
     imported = duplicates = linked = 0
     for n, row in enumerate(parsed.rows, start=1):
         v = row.values
-        hp = patients.get(v["patient_id"])
+        ref = patient_ref(practice.id, v["patient_id"])
+        hp = patients.get(ref)
         if hp is None:
-            hp = HistoryPatient(practice_id=practice.id, ref=v["patient_id"])
+            hp = HistoryPatient(practice_id=practice.id, ref=ref)
             patients[hp.ref] = hp
             session.add(hp)
             session.flush()

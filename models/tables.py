@@ -265,8 +265,9 @@ class HistoryImport(SQLModel, table=True):
 
 
 class HistoryPatient(SQLModel, table=True):
-    """A patient of an imported export, by the export's own id (`ref`). Linked to a `patient`
-    row when the export gave a way to reach them (phone or email): bulk enrollment needs one."""
+    """A patient of an imported export, by a hash of the export's own id (`ref`). Linked to a
+    `patient` row when the export gave a way to reach them (phone or email): bulk enrollment
+    needs one."""
 
     __tablename__ = "history_patient"
     __table_args__ = (sa.UniqueConstraint("practice_id", "ref"),)

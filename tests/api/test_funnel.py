@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from models.tables import HistoryRecord, Patient
+from models.tables import HistoryPatient, HistoryRecord, Patient
 from tests.api.conftest import Api, Tenant, eventually
 from tests.funnel import synthetic
 
@@ -326,3 +326,35 @@ async def test_funnel_validates_its_query(api: Api, tenant: Tenant) -> None:
         r = await api.http.get("/v1/funnel", params=params, headers=tenant.headers)
         assert r.status_code == 422, r.text
         assert r.json()["detail"][0]["loc"][-1] == field
+
+
+async def test_erasure_drops_imported_treatment_names(api: Api) -> None:
+    tenant = await api.create_practice(revenue_lines=["injectables"])
+    await import_synthetic(api, tenant)
+    with Session(api.engine) as session:
+        patient = session.exec(
+            select(Patient)
+            .where(Patient.practice_id == uuid.UUID(tenant.id))
+            .where(Patient.email == "p1@example.com")
+        ).one()
+    r = await api.http.post(f"/v1/patients/{patient.id}/erase", headers=tenant.headers)
+    assert r.status_code == 202, r.text
+    with Session(api.engine) as session:
+        link = session.exec(
+            select(HistoryPatient).where(HistoryPatient.patient_id == patient.id)
+        ).one()
+        records = session.exec(
+            select(HistoryRecord).where(HistoryRecord.history_patient_id == link.id)
+        ).all()
+        others = session.exec(
+            select(HistoryRecord)
+            .where(HistoryRecord.practice_id == uuid.UUID(tenant.id))
+            .where(HistoryRecord.history_patient_id != link.id)
+        ).all()
+    assert len(records) == 4 and all(r.service is None for r in records)
+    assert all(r.revenue_line == "injectables" for r in records)  # the map still counts them
+    assert all(r.service == "botox" for r in others)
+    # The export's patient id is stored only as a hash.
+    assert link.ref != "P1" and len(link.ref) == 64
+    body = await funnel(api, tenant, source="history", **YEAR)
+    assert table(body) == HAND_COUNT
