@@ -53,7 +53,7 @@ class FakeTemporal:
         return True
 
 
-def practice_with_history(engine: Engine, patients: int) -> uuid.UUID:
+def practice_with_history(engine: Engine, patients: int, now: datetime = NOW) -> uuid.UUID:
     """`patients` past patients, a third each recall due (tox 80 days ago), lapsed (tox 200 days
     ago) and quiet quote (consult 30 days ago, never treated); every 10th treated 20 days ago
     (not due) — so 9,000 are due out of 10,000."""
@@ -85,7 +85,7 @@ def practice_with_history(engine: Engine, patients: int) -> uuid.UUID:
                     "sms_consent": False,
                     "sms_suppressed": False,
                     "email_suppressed": False,
-                    "created_at": NOW,
+                    "created_at": now,
                 }
             )
             links.append(
@@ -114,7 +114,7 @@ def practice_with_history(engine: Engine, patients: int) -> uuid.UUID:
                     "kind": kind,
                     "revenue_line": "injectables",
                     "service": "botox",
-                    "at": NOW - ago * D,
+                    "at": now - ago * D,
                     "status": status,
                     "referred": False,
                     "amount": 400.0 if kind == "treatment" else None,
