@@ -4,6 +4,7 @@ start at their stage, a second run starts nobody."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
@@ -47,6 +48,26 @@ async def test_enrollment_starts_real_journeys_once(
         "enrolled: lapsed": 9,
         "enrolled: quote went quiet": 9,
     }
+    # The README's staff list queries find them (search attributes: ids, enums, a time).
+    client = temporal_dev.client
+
+    def stamp(at: datetime) -> str:
+        return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    queries = {
+        f'PracticeId="{practice_id}" AND JourneyStage="reactivation" '
+        'AND ExecutionStatus="Running"': 18,
+        f'PracticeId="{practice_id}" AND JourneyStage="rebook" AND RevenueLine="injectables"': 9,
+        f'PracticeId="{practice_id}" AND NextActionAt BETWEEN "{stamp(now - timedelta(hours=1))}" '
+        f'AND "{stamp(now + timedelta(days=30))}"': 27,
+    }
+    for query, expected in queries.items():
+
+        async def counted(query: str = query, expected: int = expected) -> bool:
+            return (await client.count_workflows(query)).count == expected
+
+        await eventually(counted, f"list query {query}")
+
     # Running it again enrolls nobody and starts nothing.
     assert enroll.plan(api.engine, practice_id, now).planned == 0
     again = await enroll.run(api.engine, practice_id, starter, rate=100)
