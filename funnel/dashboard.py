@@ -78,8 +78,17 @@ def histogram_svg(histogram: list[dict[str, Any]]) -> dict[str, Any]:
     return {"width": width, "height": height, "base": height - pad, "bars": bars}
 
 
-def render(practice_name: str, body: dict[str, Any], token: str | None = None) -> str:
+def render(
+    practice_name: str,
+    body: dict[str, Any],
+    token: str | None = None,
+    compare: dict[str, Any] | None = None,
+) -> str:
     stages = body["stages"]
+    # The other source's leak per stage, when it has data at all ("historical" vs "live").
+    other: dict[str, Any] = {}
+    if compare is not None and any(s["entered"] for s in compare["stages"]):
+        other = {s["stage"]: s for s in compare["stages"]}
     worst = max(
         (s for s in stages if s["leak_rate"] is not None and s["leaked"] > 0),
         key=lambda s: s["leak_rate"],
@@ -103,6 +112,8 @@ def render(practice_name: str, body: dict[str, Any], token: str | None = None) -
         pct=pct,
         duration=duration,
         money=money,
+        other=other,
+        other_name="historical" if body["source"] == "live" else "live",
         live_link=link("live"),
         history_link=link("history"),
     )

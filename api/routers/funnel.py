@@ -185,7 +185,12 @@ async def dashboard(
     speed-to-lead histogram and the revenue automation recovered."""
     start, end = period(frm, to)
     body = await run_in_threadpool(build, engine, practice, source, start, end, None)
-    html = render(practice.name, body, token=token)
+    # Beside each stage, the other source's leak: "before automation" next to "now". History
+    # is compared over all of its time (an export's period rarely matches the live one).
+    other: Source = "history" if source == "live" else "live"
+    other_start = datetime(2000, 1, 1, tzinfo=UTC) if other == "history" else start
+    compare = await run_in_threadpool(build, engine, practice, other, other_start, end, None)
+    html = render(practice.name, body, token=token, compare=compare)
     # Aggregates only, but the page is the practice's: never cached by a shared proxy.
     return HTMLResponse(html, headers={"Cache-Control": "private, no-store"})
 

@@ -112,6 +112,15 @@ async def test_the_dashboard_in_headless_chromium(api: Api, tmp_path: Path) -> N
     assert "p50 10 min" in text and "27%" in text
     # Revenue recorded and recovered.
     assert "$1,650" in text and "Recovered by automation: $0" in text
+    # No live journeys yet: nothing to compare with.
+    assert 'class="compare"' not in dom
+    # Seen from the live side, each stage shows the historical leak beside it.
+    live = await api.http.get("/v1/dashboard", headers=tenant.headers)
+    compare = dict(
+        re.findall(r'data-stage="(\w+)".*?<div class="compare">([^<]+)</div>', live.text, re.S)
+    )
+    assert compare["speed_to_lead"] == "historical: 45% leak"
+    assert compare["rebook"] == "historical: 67% leak"
     # No patient on the page: no names, numbers, emails or export ids of the synthetic practice.
     for needle in ("Pat1", "Pat10", "example.com", "+1212555", "P10", "T1,"):
         assert needle not in dom
