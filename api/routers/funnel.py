@@ -60,7 +60,10 @@ def period(start: datetime | None, end: datetime | None) -> tuple[datetime, date
     """[from, to): a date means its UTC midnight; the default is the last 90 days."""
     now = datetime.now(UTC)
     to = _bound(end, now)
-    frm = _bound(start, to - DEFAULT_PERIOD)
+    try:
+        frm = _bound(start, to - DEFAULT_PERIOD)
+    except OverflowError:  # `to` near year 1: there is no period before it
+        raise field_error("to", "out of range", where="query") from None
     if frm >= to:
         raise field_error("to", "must be after from", where="query")
     return frm, to
@@ -134,7 +137,7 @@ def sign_link(settings: Settings, practice_id: uuid.UUID, expires: int) -> str:
 
 def verify_link(settings: Settings, token: str) -> uuid.UUID | None:
     parts = token.split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
         return None
     try:
         practice_id = uuid.UUID(parts[0])
@@ -262,7 +265,10 @@ async def import_history(
     assert practice is not None
     overrides = _overrides(mapping)
     try:
-        parsed = history.parse(kind, preset, text, practice.timezone, overrides)
+        # Parsing a whole export is CPU work: off the event loop.
+        parsed = await run_in_threadpool(
+            history.parse, kind, preset, text, practice.timezone, overrides
+        )
     except history.ImportRefused as exc:
         where = "query" if exc.field in ("kind", "preset") else "body"
         raise field_error(exc.field, exc.msg, where=where) from None

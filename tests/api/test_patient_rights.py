@@ -65,6 +65,12 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     who = _identity()
     lead = await api.lead(tenant, **who)
     await eventually(lambda: _replied(api, tenant, lead["patient_id"]), "the instant reply")
+
+    async def recorded() -> bool:
+        # The reply goes out before the first stages are written (speed to lead): wait for both.
+        return bool((await api.journey(tenant, lead["journey_id"]))["stage_history"])
+
+    await eventually(recorded, "the first stages recorded")
     r = await api.http.get(f"/v1/patients/{lead['patient_id']}/export", headers=tenant.headers)
     assert r.status_code == 200, r.text
     export = r.json()
