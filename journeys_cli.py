@@ -155,7 +155,12 @@ def enroll(
     )
     if dry_run:
         return
-    asyncio.run(_enroll(engine, practice, rate, concurrency, limit))
+    try:
+        asyncio.run(_enroll(engine, practice, rate, concurrency, limit))
+    except KeyboardInterrupt:
+        # The batch in flight was recorded on the way out (funnel/enroll.py): nothing is lost.
+        console.print("interrupted: every start so far is recorded; run again to resume")
+        raise typer.Exit(130) from None
 
 
 async def _enroll(

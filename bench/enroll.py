@@ -1,10 +1,14 @@
 """Bulk enrollment benchmark: N past patients (default 10,000) enrolled into real journeys on a
-real Temporal dev server, with the real worker running them; prints the start rate.
+real Temporal dev server; prints the start rate.
 
     .venv/bin/python bench/enroll.py [--patients 10000] [--rate 0] [--concurrency 32]
+                                     [--with-worker]
 
 Everything is thrown away afterwards: an in-memory dev server (with the custom search
-attributes), a migrated SQLite database in a temp dir, the worker in this process. `--rate 0`
+attributes), a migrated SQLite database in a temp dir. What is measured is enrollment: planning
+and starting the journeys. `--with-worker` also runs them, with the worker in this same process:
+on a small machine that worker (thousands of journeys' first tasks at once) competes with the
+starts and slows them, which is why it is off by default. `--rate 0`
 means as fast as it goes; a practice would run `journeys enroll --rate 20` or so, so its staff
 are not flooded by replies. The synthetic history: a third each recall due, lapsed and quiet
 quote, every 10th patient treated too recently to be due."""
@@ -12,6 +16,7 @@ quote, every 10th patient treated too recently to be due."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -109,7 +114,7 @@ def seed(url: str, patients: int) -> uuid.UUID:
         return practice.id
 
 
-async def bench(patients: int, rate: float, concurrency: int) -> None:
+async def bench(patients: int, rate: float, concurrency: int, with_worker: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         upgrade(url)
@@ -124,7 +129,12 @@ async def bench(patients: int, rate: float, concurrency: int) -> None:
             ui=False,
             dev_server_extra_args=search_attribute_args(),
         ) as env:
-            async with build_worker(env.client, settings, engine, task_queue="bench"):
+            worker = (
+                build_worker(env.client, settings, engine, task_queue="bench")
+                if with_worker
+                else contextlib.nullcontext()
+            )
+            async with worker:
                 began = time.monotonic()
                 planned = enroll.plan(engine, practice_id)
                 plan_s = time.monotonic() - began
@@ -158,8 +168,11 @@ def main(
     patients: Annotated[int, typer.Option(help="past patients in the practice")] = 10_000,
     rate: Annotated[float, typer.Option(help="starts per second at most (0: no limit)")] = 0,
     concurrency: Annotated[int, typer.Option(help="starts in flight")] = 32,
+    with_worker: Annotated[
+        bool, typer.Option(help="also run the journeys (a worker in this process)")
+    ] = False,
 ) -> None:
-    asyncio.run(bench(patients, rate, concurrency))
+    asyncio.run(bench(patients, rate, concurrency, with_worker))
 
 
 if __name__ == "__main__":
