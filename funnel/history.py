@@ -67,6 +67,11 @@ FIELDS: dict[str, dict[str, bool]] = {
         "treatment_id": False,
     },
 }
+# Contact columns any kind may carry (an EMR's appointment or sales export often has them):
+# they make the patient reachable for bulk enrollment.
+CONTACT = ("first_name", "last_name", "phone", "email", "sms_consent", "email_consent")
+for _kind in ("appointments", "treatments"):
+    FIELDS[_kind].update(dict.fromkeys(CONTACT, False))
 
 # Column presets: our field -> the headers an EMR's export uses for it (matched without case,
 # spaces, '_' or '#'). Built from the vendors' public report/export descriptions and common
@@ -464,7 +469,7 @@ def store(
             patients[hp.ref] = hp
             session.add(hp)
             session.flush()
-        if parsed.kind == "leads" and hp.patient_id is None and (v.get("phone") or v.get("email")):
+        if hp.patient_id is None and (v.get("phone") or v.get("email")):
             hp.patient_id = _patient_for(session, practice, v).id
             session.add(hp)
             linked += 1

@@ -358,3 +358,16 @@ async def test_erasure_drops_imported_treatment_names(api: Api) -> None:
     assert link.ref != "P1" and len(link.ref) == 64
     body = await funnel(api, tenant, source="history", **YEAR)
     assert table(body) == HAND_COUNT
+
+
+async def test_a_whole_export_is_not_held_to_the_json_body_limit(api: Api) -> None:
+    """The API's bodies are capped small (4 KiB in tests); the import has its own limit."""
+    tenant = await api.create_practice(revenue_lines=["injectables"])
+    rows = ["patient_id,performed_at,interest,amount,Mobile Phone"]
+    rows += [f"B{n},2025-03-{1 + n % 28:02d},botox,400,+1212556{n:04d}" for n in range(400)]
+    text = "\n".join(rows) + "\n"
+    assert len(text) > 3 * api.settings.max_body_bytes
+    body = await import_csv(api, tenant, "treatments", text, map=["phone:Mobile Phone"])
+    assert (body["imported"], body["patients_linked"]) == (400, 400)
+    r = await api.http.post("/v1/inquiries", headers=tenant.headers | CSV, content=text.encode())
+    assert r.status_code == 413
