@@ -169,7 +169,11 @@ class JourneyWorkflow:
             self._m.library = True
         if not self._m.library:
             machine.track = legacy_track_spec(inp.revenue_line)
-        if first_run:
+        if first_run and inp.start is not None:
+            # Bulk enrollment (new journeys only: no recorded history carries `start`).
+            self._m.chain_id = str(workflow.uuid4())[:8]
+            machine.enroll(inp.start, workflow.now())
+        elif first_run:
             await self._begin()
         if self._m.library and self._m.track is None:
             await self._resolve_track()

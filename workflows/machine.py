@@ -22,7 +22,7 @@ from models.enums import (
     MessageStatus,
     Stage,
 )
-from models.journey_types import InquirySignal, JourneyEvent, JourneyMemory
+from models.journey_types import InquirySignal, JourneyEvent, JourneyMemory, JourneyStart
 from models.track_types import OutcomeSpec, SequenceSpec, StepSpec, TrackSpec
 
 # What an EMR's answer about a passed consult means (integrations.model.ApptStatus values).
@@ -110,6 +110,22 @@ class JourneyMachine:
         self.m.anchor = now
         self.m.stage_entered_at = now
         self.m.visit = 1
+
+    def enroll(self, start: JourneyStart, now: datetime) -> None:
+        """The first run of a bulk-enrolled journey: no inquiry, no instant reply; the journey
+        enters `start.stage` with its sequence counting from `start.anchor` (steps whose moment
+        has passed are skipped as usual, so a late recall goes straight to the next one)."""
+        self.m.interest = start.service
+        if start.stage is Stage.REBOOK:
+            self.m.last_service = start.service
+            self.m.last_treatment_at = start.anchor
+            self.m.treatments = 1
+        self.m.stage = start.stage
+        self.m.sequence = start.sequence
+        self.m.anchor = start.anchor
+        self.m.stage_entered_at = now
+        self.m.visit = 1
+        self._record(None, start.stage, start.reason, now)
 
     def reply_step(self) -> StepSpec | None:
         return next((s for s in self.track.sequences["new_lead"].steps if s.immediate_reply), None)
