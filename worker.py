@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.channels import build_provider
+from activities.emr import EmrActivities
 from activities.journey_records import JourneyRecords
 from activities.library import LibraryActivities
 from activities.messaging import Messaging
@@ -19,6 +20,7 @@ from activities.providers import Provider
 from runtime.db import make_engine
 from runtime.settings import Settings, get_settings
 from runtime.temporal_client import connect
+from workflows.emr_poll import EmrPollWorkflow
 from workflows.journey import JourneyWorkflow
 
 log = logging.getLogger("worker")
@@ -38,14 +40,19 @@ def build_worker(
     messaging = Messaging(
         engine, provider or build_provider(settings, engine), daily_cap=settings.daily_message_cap
     )
+    emr = EmrActivities(engine, client, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
-        workflows=[JourneyWorkflow],
+        workflows=[JourneyWorkflow, EmrPollWorkflow],
         activities=[
             records.write,
             messaging.send,
             library.resolve_track,
+            emr.poll,
+            emr.read_appointment,
+            emr.find_or_create_patient,
+            emr.booking_link,
         ],
         # Activities are synchronous database code; they run on this pool.
         activity_executor=ThreadPoolExecutor(max_concurrent_activities),

@@ -32,6 +32,11 @@ class Action(StrEnum):
     API_KEY_ROTATE = "api_key.rotate"
     HISTORY_DECODE = "temporal.history.decode"
     AUDIT_READ = "audit.read"
+    INTEGRATION_CREATE = "integration.create"
+    INTEGRATION_READ = "integration.read"
+    INTEGRATION_UPDATE = "integration.update"
+    INTEGRATION_DELETE = "integration.delete"
+    INTEGRATION_TEST = "integration.test"
 
 
 def add_audit(

@@ -24,6 +24,7 @@ class Permission(StrEnum):
     HISTORY_DECODE = "temporal.history.decode"  # the codec server, for the Temporal UI
     LIBRARY_READ = "library.read"  # the track library, the practice's edits, previews
     LIBRARY_EDIT = "library.edit"
+    INTEGRATION_MANAGE = "integration.manage"  # EMR integrations: credentials, test, status
 
 
 _A, _PA, _S, _I = Role.ADMIN, Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION
@@ -48,6 +49,8 @@ POLICY: dict[Permission, frozenset[Role]] = {
     # integrations read it and preview; only practice admins change what patients receive.
     Permission.LIBRARY_READ: frozenset({_PA, _S, _I}),
     Permission.LIBRARY_EDIT: frozenset({_PA}),
+    # Vendor credentials are the practice's keys to its EMR: practice admins only.
+    Permission.INTEGRATION_MANAGE: frozenset({_PA}),
 }
 
 # Routes that take no API key, and what authenticates them instead. Provider webhooks are
@@ -67,6 +70,9 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/web-chat/widget.js"): "static script",
     ("POST", "/v1/web-chat/{public_key}/inquiries"): "practice public key + rate limit",
 }
+# EMR webhooks are verified by their signature, per integration, in the endpoint (one route
+# per vendor and integration, so listed by prefix).
+SIGNATURE_AUTHENTICATED_PREFIXES = ("/v1/webhooks/emr/",)
 
 # Roles a practice key may have (the admin key lives in settings, never in the table).
 KEY_ROLES = (Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION)

@@ -18,6 +18,8 @@ from api.errors import not_found
 from api.event_intake import event_hash
 from api.schemas import (
     ConsentOut,
+    EmrAppointmentOut,
+    EmrLinkOut,
     EventCreate,
     InquiryOut,
     JourneyDetail,
@@ -30,12 +32,14 @@ from api.schemas import (
 from models.enums import TERMINAL_STATUSES, EventType, InquiryStatus, JourneyStatus
 from models.tables import (
     ConsentRecord,
+    EmrAppointment,
     Inquiry,
     Journey,
     JourneyEventRow,
     Message,
     OutboxMessage,
     Patient,
+    PatientExternalId,
     PatientHandle,
     StaffTask,
     utcnow,
@@ -89,6 +93,16 @@ def export_patient(
         .where(ConsentRecord.patient_id == patient.id)
         .order_by(col(ConsentRecord.at), col(ConsentRecord.id))
     ).all()
+    links = session.exec(
+        select(PatientExternalId)
+        .where(PatientExternalId.patient_id == patient.id)
+        .order_by(col(PatientExternalId.created_at))
+    ).all()
+    appointments = session.exec(
+        select(EmrAppointment)
+        .where(EmrAppointment.patient_id == patient.id)
+        .order_by(col(EmrAppointment.updated_at))
+    ).all()
     return PatientExport(
         patient=PatientOut.model_validate(patient),
         inquiries=[InquiryOut.model_validate(i) for i in inquiries],
@@ -97,6 +111,8 @@ def export_patient(
         journey_events=[JourneyEventOut.model_validate(e) for e in events],
         messages=[MessageOut.model_validate(m) for m in messages],
         staff_tasks=[StaffTaskOut.model_validate(t) for t in tasks],
+        emr_links=[EmrLinkOut.model_validate(link) for link in links],
+        emr_appointments=[EmrAppointmentOut.model_validate(a) for a in appointments],
     )
 
 
@@ -180,6 +196,13 @@ def _scrub(session: Session, patient: Patient) -> None:
     )
     # Platform handles (a page-scoped id) identify the person on that platform: gone too.
     session.execute(sa.delete(PatientHandle).where(col(PatientHandle.patient_id) == patient.id))
+    # EMR appointment states keep their vendor ids (later vendor events for this patient are
+    # recognised and ignored), not the treatment.
+    session.execute(
+        sa.update(EmrAppointment)
+        .where(col(EmrAppointment.patient_id) == patient.id)
+        .values(service=None)
+    )
     # The outbox is the stand-in provider's record of what it was handed: address and body.
     ledger_keys = select(Message.idempotency_key).where(Message.patient_id == patient.id)
     session.execute(

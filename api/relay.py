@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from api.event_delivery import deliver, load_pending
 from api.journey_starter import load_received_plans, start_journey
 from api.temporal import TemporalConnection
+from integrations.schedules import reconcile as reconcile_schedules
 from models.tables import utcnow
 from runtime.settings import Settings
 
@@ -58,6 +59,8 @@ class Relay:
             lambda: load_pending(self._engine, received_before=cutoff, limit=BATCH)
         )
         report.delivered = await deliver(client, self._settings, self._engine, events)
+        # EMR poll Schedules created or deleted while Temporal was down.
+        await reconcile_schedules(client, self._settings, self._engine)
         return report
 
     async def run_forever(self) -> None:

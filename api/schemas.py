@@ -518,6 +518,24 @@ class ConsentOut(ResponseBody):
     at: datetime
 
 
+class EmrLinkOut(ResponseBody):
+    """Which EMR record is this patient (issue 6)."""
+
+    integration_id: uuid.UUID
+    vendor_patient_id: str
+    created_at: datetime
+
+
+class EmrAppointmentOut(ResponseBody):
+    integration_id: uuid.UUID
+    vendor_appointment_id: str
+    journey_id: uuid.UUID | None
+    status: str
+    start_at: datetime | None
+    service: str | None
+    updated_at: datetime
+
+
 class PatientExport(ResponseBody):
     patient: PatientOut
     inquiries: list[InquiryOut]
@@ -526,6 +544,8 @@ class PatientExport(ResponseBody):
     journey_events: list[JourneyEventOut]
     messages: list[MessageOut]
     staff_tasks: list[StaffTaskOut]
+    emr_links: list[EmrLinkOut]
+    emr_appointments: list[EmrAppointmentOut]
 
 
 class ErasureResult(ResponseBody):

@@ -59,6 +59,7 @@ class InquiryChannel(StrEnum):
     CHAT = "chat"
     REFERRAL = "referral"
     EMAIL = "email"
+    EMR = "emr"  # a patient first heard of through the practice's EMR (issue 6)
 
 
 class EventType(StrEnum):

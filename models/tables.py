@@ -298,3 +298,89 @@ class PracticeLibrary(SQLModel, table=True):
         default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
     )
     updated_at: datetime = _ts(default_factory=utcnow)
+
+
+# ---- EMR integrations (issue 6) --------------------------------------------------------------
+
+
+class Integration(SQLModel, table=True):
+    """One practice's connection to one EMR. Credentials (and the webhook signing secret) are
+    AES-GCM sealed (integrations/secrets.py): the row never holds them in the clear, and the API
+    never returns them. Poll state (cursor, last poll, last error) is written by the worker."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    vendor: str = Field(max_length=20)
+    name: str = Field(max_length=100)
+    status: str = Field(default="active", max_length=20)  # active | deleted
+    base_url: str | None = Field(default=None, max_length=2000)
+    credentials: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # sealed JSON
+    # vendor service name or id -> catalog service key, or revenue line (workflows/catalog.py)
+    service_map: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    default_revenue_line: str | None = Field(default=None, max_length=20)
+    # A booking for a patient we do not know enrols them (patient + journey via the intake).
+    enrol_unknown_patients: bool = True
+    # The patient-facing booking link (`{vendor_patient_id}` filled in when known); unset: the
+    # practice's booking_url.
+    booking_url: str | None = Field(default=None, max_length=2000)
+    poll_interval_seconds: int | None = Field(default=None)
+    cursor: str | None = Field(default=None, max_length=64)  # last `updated` seen (ISO 8601)
+    schedule_state: str = Field(default="none", max_length=20)  # none | pending | registered
+    last_poll_at: datetime | None = _ts(nullable=True, default=None)
+    last_poll_status: str | None = Field(default=None, max_length=20)
+    last_error: str | None = Field(default=None, max_length=500)  # never PHI: codes and types
+    last_event_at: datetime | None = _ts(nullable=True, default=None)
+    events_received: int = 0
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class EmrInboundEvent(SQLModel, table=True):
+    """Every vendor event heard, keyed by the vendor's event id: a repeat is a no-op. Holds ids
+    and outcomes only; the patient's details go to the patient row, never here."""
+
+    __tablename__ = "emr_inbound_event"
+    __table_args__ = (sa.UniqueConstraint("integration_id", "vendor_event_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    integration_id: uuid.UUID = Field(foreign_key="integration.id", index=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    vendor_event_id: str = Field(max_length=200)
+    source: str = Field(max_length=10)  # webhook | poll
+    kind: str = Field(max_length=40)
+    outcome: str = Field(max_length=20)  # applied | ignored | unmatched | unmapped
+    detail: str | None = Field(default=None, max_length=200)
+    patient_id: uuid.UUID | None = Field(default=None, foreign_key="patient.id", index=True)
+    journey_id: uuid.UUID | None = Field(default=None, foreign_key="journey.id", index=True)
+    received_at: datetime = _ts(default_factory=utcnow)
+
+
+class PatientExternalId(SQLModel, table=True):
+    """Which vendor record is which of our patients, per integration."""
+
+    __tablename__ = "patient_external_id"
+    __table_args__ = (sa.UniqueConstraint("integration_id", "vendor_patient_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    integration_id: uuid.UUID = Field(foreign_key="integration.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    vendor_patient_id: str = Field(max_length=200)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class EmrAppointment(SQLModel, table=True):
+    """The last known state of a vendor appointment: turns snapshots (polling) and vague
+    'updated' webhooks into transitions (booked, moved, arrived...) and drops repeats."""
+
+    __tablename__ = "emr_appointment"
+    __table_args__ = (sa.UniqueConstraint("integration_id", "vendor_appointment_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    integration_id: uuid.UUID = Field(foreign_key="integration.id", index=True)
+    vendor_appointment_id: str = Field(max_length=200)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    journey_id: uuid.UUID | None = Field(default=None, foreign_key="journey.id")
+    status: str = Field(max_length=20)
+    start_at: datetime | None = _ts(nullable=True, default=None)
+    service: str | None = Field(default=None, max_length=64)  # catalog key once mapped
+    updated_at: datetime = _ts(default_factory=utcnow)

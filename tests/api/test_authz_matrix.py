@@ -15,13 +15,20 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from api.authz import PUBLIC_ROUTES, SIGNED_ROUTES, Permission, allowed
+from api.authz import (
+    PUBLIC_ROUTES,
+    SIGNATURE_AUTHENTICATED_PREFIXES,
+    SIGNED_ROUTES,
+    Permission,
+    allowed,
+)
 from models.enums import Role
 from tests.api.conftest import ADMIN_KEY, Api, StackFactory, Tenant, sqlite_url
 
-# Open by design: health and docs.
+# Open by design: health and docs. Webhooks take no API key: their signature is checked per
+# integration (tests/api/test_emr_webhooks.py proves a missing or forged one is a 401).
 UNGUARDED = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
-UNGUARDED_PREFIXES: tuple[str, ...] = ()
+UNGUARDED_PREFIXES: tuple[str, ...] = SIGNATURE_AUTHENTICATED_PREFIXES
 
 CALLERS = ("admin", "practice_admin", "staff", "integration", "revoked", "none")
 
@@ -193,6 +200,28 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/v1/audit"): Row(
         Permission.AUDIT_READ, 200, lambda w, p: _static("/v1/audit"), scoped=False
     ),
+    ("POST", "/v1/practices/{practice_id}/integrations"): Row(
+        Permission.INTEGRATION_MANAGE,
+        201,
+        lambda w, p: _static(f"/v1/practices/{p.tenant.id}/integrations", _integration_body()),
+    ),
+    ("GET", "/v1/practices/{practice_id}/integrations"): Row(
+        Permission.INTEGRATION_MANAGE,
+        200,
+        lambda w, p: _static(f"/v1/practices/{p.tenant.id}/integrations"),
+    ),
+    ("GET", "/v1/integrations/{integration_id}"): Row(
+        Permission.INTEGRATION_MANAGE, 200, lambda w, p: _integration_path(w, p, "")
+    ),
+    ("PATCH", "/v1/integrations/{integration_id}"): Row(
+        Permission.INTEGRATION_MANAGE, 200, lambda w, p: _integration_patch(w, p)
+    ),
+    ("DELETE", "/v1/integrations/{integration_id}"): Row(
+        Permission.INTEGRATION_MANAGE, 200, lambda w, p: _integration_path(w, p, "")
+    ),
+    ("POST", "/v1/integrations/{integration_id}/test"): Row(
+        Permission.INTEGRATION_MANAGE, 200, lambda w, p: _integration_path(w, p, "/test")
+    ),
     # The codec server is not practice-scoped: it holds keys, not rows.
     ("POST", "/codec/encode"): Row(
         Permission.HISTORY_DECODE,
@@ -265,6 +294,30 @@ MATRIX: dict[tuple[str, str], Row] = {
     ),
 }
 BOOK_STOP = "Book: {{ booking_url }} Reply STOP to opt out."
+
+
+def _integration_body() -> dict[str, Any]:
+    return {"vendor": "fhir_r4", "name": "Matrix FHIR", "service_map": {"Tox": "botox"}}
+
+
+async def _fresh_integration(world: World, target: Practice) -> str:
+    r = await world.api.http.post(
+        f"/v1/practices/{target.tenant.id}/integrations",
+        headers=target.tenant.headers,
+        json=_integration_body(),
+    )
+    assert r.status_code == 201, r.text
+    integration_id: str = r.json()["id"]
+    return integration_id
+
+
+async def _integration_path(world: World, target: Practice, suffix: str) -> Request:
+    return f"/v1/integrations/{await _fresh_integration(world, target)}{suffix}", None
+
+
+async def _integration_patch(world: World, target: Practice) -> Request:
+    path, _ = await _integration_path(world, target, "")
+    return path, {"service_map": {"Tox": "dysport"}}
 
 
 async def _erase(world: World, target: Practice) -> Request:

@@ -1,0 +1,1 @@
+"""One module per vendor: payload parsing (webhooks) and API calls (look-ups, polling)."""
