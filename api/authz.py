@@ -53,6 +53,10 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.INTEGRATION_MANAGE: frozenset({_PA}),
 }
 
+# EMR webhooks take no API key: each is verified by its vendor's signature (or the
+# integration's HMAC secret) in the endpoint, and answers 401 without it
+# (tests/api/test_emr_webhooks.py). The provider webhooks below answer 403 instead.
+SIGNATURE_AUTHENTICATED_PREFIXES = ("/v1/webhooks/emr/",)
 # Routes that take no API key, and what authenticates them instead. Provider webhooks are
 # authenticated by their provider's signature (a key is no substitute: without the signature
 # they answer 403 whoever calls); the web chat is public by design, named by the practice's
@@ -70,9 +74,6 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/web-chat/widget.js"): "static script",
     ("POST", "/v1/web-chat/{public_key}/inquiries"): "practice public key + rate limit",
 }
-# EMR webhooks are verified by their signature, per integration, in the endpoint (one route
-# per vendor and integration, so listed by prefix).
-SIGNATURE_AUTHENTICATED_PREFIXES = ("/v1/webhooks/emr/",)
 
 # Roles a practice key may have (the admin key lives in settings, never in the table).
 KEY_ROLES = (Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION)

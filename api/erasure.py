@@ -88,11 +88,6 @@ def export_patient(
         .where(col(StaffTask.journey_id).in_(journey_ids))
         .order_by(col(StaffTask.created_at), col(StaffTask.id))
     ).all()
-    consents = session.exec(
-        select(ConsentRecord)
-        .where(ConsentRecord.patient_id == patient.id)
-        .order_by(col(ConsentRecord.at), col(ConsentRecord.id))
-    ).all()
     links = session.exec(
         select(PatientExternalId)
         .where(PatientExternalId.patient_id == patient.id)
@@ -102,6 +97,11 @@ def export_patient(
         select(EmrAppointment)
         .where(EmrAppointment.patient_id == patient.id)
         .order_by(col(EmrAppointment.updated_at))
+    ).all()
+    consents = session.exec(
+        select(ConsentRecord)
+        .where(ConsentRecord.patient_id == patient.id)
+        .order_by(col(ConsentRecord.at), col(ConsentRecord.id))
     ).all()
     return PatientExport(
         patient=PatientOut.model_validate(patient),
@@ -194,8 +194,6 @@ def _scrub(session: Session, patient: Patient) -> None:
     session.execute(
         sa.update(Message).where(col(Message.patient_id) == patient.id).values(body=None)
     )
-    # Platform handles (a page-scoped id) identify the person on that platform: gone too.
-    session.execute(sa.delete(PatientHandle).where(col(PatientHandle.patient_id) == patient.id))
     # EMR appointment states keep their vendor ids (later vendor events for this patient are
     # recognised and ignored), not the treatment.
     session.execute(
@@ -203,6 +201,8 @@ def _scrub(session: Session, patient: Patient) -> None:
         .where(col(EmrAppointment.patient_id) == patient.id)
         .values(service=None)
     )
+    # Platform handles (a page-scoped id) identify the person on that platform: gone too.
+    session.execute(sa.delete(PatientHandle).where(col(PatientHandle.patient_id) == patient.id))
     # The outbox is the stand-in provider's record of what it was handed: address and body.
     ledger_keys = select(Message.idempotency_key).where(Message.patient_id == patient.id)
     session.execute(

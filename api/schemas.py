@@ -508,16 +508,6 @@ class StaffTaskOut(ResponseBody):
     created_at: datetime
 
 
-class ConsentOut(ResponseBody):
-    id: uuid.UUID
-    channel: str
-    granted: bool
-    source: str
-    wording: str | None
-    evidence: str | None
-    at: datetime
-
-
 class EmrLinkOut(ResponseBody):
     """Which EMR record is this patient (issue 6)."""
 
@@ -534,6 +524,16 @@ class EmrAppointmentOut(ResponseBody):
     start_at: datetime | None
     service: str | None
     updated_at: datetime
+
+
+class ConsentOut(ResponseBody):
+    id: uuid.UUID
+    channel: str
+    granted: bool
+    source: str
+    wording: str | None
+    evidence: str | None
+    at: datetime
 
 
 class PatientExport(ResponseBody):

@@ -84,11 +84,16 @@ def _mark(engine: Engine, integration_id: str, state: str) -> None:
 
 async def apply(client: Client | None, settings: Settings, engine: Engine, row_id: str) -> bool:
     """Bring the integration's schedule in line with its row. True when done."""
-    with session_scope(engine) as session:
-        row = session.get(Integration, uuid.UUID(row_id))
-        if row is None:
-            return True
-        active, interval = row.status == "active", row.poll_interval_seconds
+
+    def wanted() -> tuple[bool, int | None] | None:
+        with session_scope(engine) as session:
+            row = session.get(Integration, uuid.UUID(row_id))
+            return None if row is None else (row.status == "active", row.poll_interval_seconds)
+
+    state = await asyncio.to_thread(wanted)
+    if state is None:
+        return True
+    active, interval = state
     if client is None:
         return False
     try:

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.library import LibraryActivities
     from activities.messaging import Messaging
     from models.clock import format_local
-    from models.enums import EventType, Stage
+    from models.enums import EventType, InquiryChannel, Stage
     from models.journey_types import (
         JOURNEY_WORKFLOW_NAME,
         QUERY_STATE,
@@ -223,7 +223,9 @@ class JourneyWorkflow:
             self._m.interest = first.service
         self._machine.begin(now)
         self._set_details("sending the first reply")
-        if first is not None:
+        # A patient enrolled from an EMR booking did not write to us: no "thanks for reaching
+        # out" (and no consent to assume); the consult reminders speak to them instead.
+        if first is not None and first.channel != InquiryChannel.EMR.value:
             await self._run_step(REPLY, self._machine.scoped(REPLY), now)
         else:
             self._m.done_steps.append(self._machine.scoped(REPLY))

@@ -4,7 +4,7 @@ Practice channel settings (public web-chat key, SMS number, HELP text), the pati
 `sms_unusable` flag (invalid or landline number) and the consent ledger (proof of consent).
 
 Revision ID: 0004
-Revises: 0005 (after issue 6's 0005: databases already at 0005 upgrade in place)
+Revises: 0003
 Create Date: 2026-11-25 22:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import models.tables
 
 revision: str = "0004"
-down_revision: str | None = "0005"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

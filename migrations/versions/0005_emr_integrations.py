@@ -5,7 +5,7 @@ the vendor's event id), links from vendor patient ids to our patients, and the l
 of each vendor appointment. New tables only: nothing existing changes.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-25 21:51:00.008333
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import models.tables
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -66,11 +66,12 @@ async def test_export_has_everything_about_the_patient(any_api: Api) -> None:
     lead = await api.lead(tenant, **who)
     await eventually(lambda: _replied(api, tenant, lead["patient_id"]), "the instant reply")
 
-    async def recorded() -> bool:
-        # The reply goes out first; the journey records its stages a moment later.
-        return bool((await api.journey(tenant, lead["journey_id"]))["stage_history"])
+    async def history() -> list[Any]:
+        # Stage changes are written after the instant reply (at the journey's next wait).
+        stages: list[Any] = (await api.journey(tenant, lead["journey_id"]))["stage_history"]
+        return stages
 
-    await eventually(recorded, "the stage history")
+    await eventually(history, "the journey's stage history")
     r = await api.http.get(f"/v1/patients/{lead['patient_id']}/export", headers=tenant.headers)
     assert r.status_code == 200, r.text
     export = r.json()

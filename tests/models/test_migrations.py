@@ -72,7 +72,7 @@ def test_0004_gives_existing_practices_a_public_key_and_downgrades(tmp_path: Pat
     drops the channel columns and tables again."""
     url = f"sqlite:///{tmp_path / 'upgrade.db'}"
     cfg = alembic_config(url)
-    command.upgrade(cfg, "0005")
+    command.upgrade(cfg, "0003")
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
@@ -90,7 +90,7 @@ def test_0004_gives_existing_practices_a_public_key_and_downgrades(tmp_path: Pat
             keys = [p.public_key for p in s.exec(select(Practice)).all()]
         assert len(keys) == 2 and len(set(keys)) == 2
         assert all(k is not None and k.startswith("pk_") for k in keys)
-        command.downgrade(cfg, "0005")
+        command.downgrade(cfg, "0003")
         tables = set(sa.inspect(engine).get_table_names())
         assert not {"consent_record", "practice_account", "patient_handle"} & tables
         columns = {c["name"] for c in sa.inspect(engine).get_columns("practice")}

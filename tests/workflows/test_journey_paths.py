@@ -389,3 +389,21 @@ async def test_staff_read_the_journey_in_the_ui(harness: Harness) -> None:
     # Nothing a patient could be identified by: ids and enums only.
     joined = " ".join(summaries) + details
     assert "Ada" not in joined and "4155550123" not in joined and "example.com" not in joined
+
+
+async def test_a_patient_enrolled_from_an_emr_booking_gets_no_inquiry_reply(
+    harness: Harness,
+) -> None:
+    """They never wrote to us: no "thanks for reaching out", but the journey runs (staff know,
+    and the reminders of the booking the EMR reported will speak to them)."""
+    seeded = harness.seed()
+    await at_local(harness, "America/Los_Angeles", weekday=2, hour=10)
+    handle = await harness.start(seeded, channel="emr")
+    await harness.signal(
+        handle, EventType.CONSULT_BOOKED, appointment_at=(await harness.now()) + 3 * D
+    )
+    await harness.advance(3 * D)
+    sent = [m.template for m in harness.sent(seeded)]
+    assert "inquiry_reply" not in sent
+    assert sent == ["consult_prep_tox", "consult_reminder_1d", "consult_reminder_2h"]
+    assert stage_path(harness, seeded)[:3] == ["inquiry", "speed_to_lead", "consult_booked"]
