@@ -26,7 +26,7 @@ from api.event_delivery import deliver, load_pending
 from api.journey_starter import start_journey
 from integrations import secrets
 from integrations.adapters import fhir_source
-from integrations.ingest import IngestResult, ingest
+from integrations.ingest import IngestResult, ingest_counted
 from integrations.model import NormalizedEvent, Vendor
 from integrations.vendors import boulevard, zenoti
 from models.emr_types import (
@@ -121,16 +121,7 @@ class EmrActivities:
         with session_scope(self._engine) as session:
             row = session.get(Integration, integration.id)
             assert row is not None
-            result = ingest(session, row, events, "poll")
-            applied = result.outcomes.count("applied")
-            if applied:
-                row = session.get(Integration, integration.id)
-                assert row is not None
-                row.events_received += applied
-                row.last_event_at = utcnow()
-                session.add(row)
-                session.commit()
-            return result
+            return ingest_counted(session, row, events, "poll")
 
     async def _handover(self, result: IngestResult) -> None:
         """Start new journeys and signal new events now; the relay catches whatever fails."""
