@@ -161,4 +161,19 @@ def load(session: Session, practice_id: uuid.UUID) -> FunnelData:
         for at, _, _, template in items
         if template.startswith(("review_ask", "referral_ask"))
     ]
-    return FunnelData(transitions, leads, treatments, asks)
+    posted = session.exec(
+        select(JourneyEventRow)
+        .join(Journey, col(Journey.id) == col(JourneyEventRow.journey_id))
+        .where(Journey.practice_id == practice_id)
+        .where(JourneyEventRow.type == EventType.REVIEW_POSTED.value)
+        .where(JourneyEventRow.status != EventStatus.DROPPED.value)
+    ).all()
+    asks += [
+        Ask(
+            lines.get(ev.journey_id, ""),
+            "review_posted",
+            _parse(ev.payload.get("at"), ev.received_at),
+        )
+        for ev in posted
+    ]
+    return FunnelData(transitions, leads, treatments, asks, reviews_measured=True)

@@ -73,7 +73,7 @@ class Treatment:
 @dataclass(frozen=True)
 class Ask:
     line: str
-    kind: str  # review | referral
+    kind: str  # review | referral | review_posted (obtained)
     at: datetime
 
 
@@ -83,7 +83,9 @@ class FunnelData:
     leads: list[Lead] = field(default_factory=list)
     treatments: list[Treatment] = field(default_factory=list)
     asks: list[Ask] = field(default_factory=list)
-    reviews_measured: bool = False  # no event says "review posted" yet: obtained is unknown
+    # Live journeys hear `review_posted` events; an imported history has no such column, so
+    # there "obtained" is unknown rather than zero.
+    reviews_measured: bool = False
 
 
 @dataclass
@@ -308,7 +310,9 @@ def report(data: FunnelData, start: datetime, end: datetime, line: str | None) -
         "reactivations": {"entered": reactivation.entered, "recovered": reactivation.advanced},
         "reviews": {
             "asked": sum(1 for a in asks if a.kind == "review"),
-            "obtained": None,  # not measured: see docs/funnel.md
+            "obtained": (
+                sum(1 for a in asks if a.kind == "review_posted") if data.reviews_measured else None
+            ),
         },
         "referrals": {
             "asked": sum(1 for a in asks if a.kind == "referral"),

@@ -133,6 +133,10 @@ class JourneyWorkflow:
     def erase(self, ev: JourneyEvent) -> None:
         self._receive(ev)
 
+    @workflow.signal(name=EventType.REVIEW_POSTED.value)
+    def review_posted(self, ev: JourneyEvent) -> None:
+        self._receive(ev)
+
     @workflow.query(name=QUERY_STATE)
     def state(self) -> JourneyState:
         return JourneyState(

@@ -336,6 +336,8 @@ class JourneyMachine:
             self.m.reply_paused = False
             self._out.note("resumed by staff")
             self._out.sync()
+        elif t is EventType.REVIEW_POSTED:
+            self._out.note("review posted")
         elif t is EventType.ERASE:
             self.exit(JourneyStatus.ERASED, "erasure requested", now)
 

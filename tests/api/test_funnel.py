@@ -278,6 +278,7 @@ async def test_live_journeys_feed_the_same_map(api: Api) -> None:
     await post(type="arrived")
     await post(type="treatment_completed", service="botox", amount=650)
     await eventually(lambda: stage_is("rebook"), "treatment recorded")
+    await post(type="review_posted")  # staff (or a review platform) say she posted one
 
     body = await funnel(
         api,
@@ -295,6 +296,7 @@ async def test_live_journeys_feed_the_same_map(api: Api) -> None:
     assert counts["treatment"] == (1, 1, 0, 0)
     assert counts["rebook"] == (1, 0, 0, 1)
     assert (body["bookings"], body["no_shows"]) == (2, 1)
+    assert body["reviews"] == {"asked": 0, "obtained": 1}  # live journeys measure it
     speed = body["speed_to_lead"]
     assert (speed["leads"], speed["answered"]) == (2, 2)
     assert speed["histogram"][0]["count"] == 2  # both answered within the minute
