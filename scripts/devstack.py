@@ -57,7 +57,8 @@ console = Console(soft_wrap=True, highlight=False)
 
 # How long each child gets between SIGTERM and SIGKILL. The worker gets the most: it finishes
 # in-flight activities (a send half-way through should complete, not be retried).
-STOP_TIMEOUTS = {"api": 10.0, "worker": 20.0, "temporal": 10.0}
+# (The worker's own grace, WORKER_GRACEFUL_SHUTDOWN_SECONDS, is 30 s by default: this is more.)
+STOP_TIMEOUTS = {"api": 10.0, "worker": 35.0, "temporal": 10.0}
 STYLES = {"temporal": "magenta", "worker": "cyan", "api": "green"}
 
 
