@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test lint bench bench-history clean-data
+.PHONY: help install browser run test lint bench bench-history bench-enrollment clean-data
 
 help:
 	@echo "make run    - start Temporal dev server + migrations + worker + API (Ctrl-C stops all)"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - speed-to-lead benchmark (docs/benchmarks.md)"
 	@echo "make bench-history - history events per journey-year (docs/benchmarks.md)"
+	@echo "make bench-enrollment - enrollment throughput and worker memory (docs/benchmarks.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,9 @@ bench: $(STAMP)
 
 bench-history: $(STAMP)
 	$(BIN)/python bench/history_per_year.py $(ARGS)
+
+bench-enrollment: $(STAMP)
+	$(BIN)/python bench/enrollment.py $(ARGS)
 
 # Deletes the development data (Temporal history and the app database). Never run implicitly.
 clean-data:

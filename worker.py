@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
@@ -18,8 +19,9 @@ from activities.library import LibraryActivities
 from activities.messaging import Messaging
 from activities.providers import Provider
 from runtime.db import make_engine
+from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
-from runtime.temporal_client import connect
+from runtime.temporal_client import connect, metrics_runtime
 from workflows.emr_poll import EmrPollWorkflow
 from workflows.journey import JourneyWorkflow
 
@@ -34,6 +36,7 @@ def build_worker(
     task_queue: str | None = None,
     provider: Provider | None = None,
     max_concurrent_activities: int = 16,
+    graceful_shutdown: timedelta | None = None,
 ) -> Worker:
     records = JourneyRecords(engine)
     library = LibraryActivities(engine)
@@ -58,23 +61,41 @@ def build_worker(
         # Activities are synchronous database code; they run on this pool.
         activity_executor=ThreadPoolExecutor(max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        # On shutdown the worker stops polling at once; activities already running get this
+        # long to finish (a send half-way through completes rather than being retried).
+        graceful_shutdown_timeout=graceful_shutdown
+        or timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     )
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format)
+    # Prometheus at WORKER_METRICS_ADDRESS: the SDK's metrics and the app's (activities/metrics.py).
+    runtime = (
+        metrics_runtime(settings.worker_metrics_address)
+        if settings.worker_metrics_address
+        else None
+    )
     engine = make_engine(settings.database_url)
-    client = await connect(settings)
+    client = await connect(settings, runtime=runtime)
     worker = build_worker(client, settings, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queue %s", settings.temporal_task_queue)
+    if runtime is not None:
+        log.info("worker metrics on http://%s/metrics", settings.worker_metrics_address)
     async with worker:
         await stop.wait()
-        log.info("worker shutting down")
+        # Leaving the block is Worker.shutdown(): polls stop, in-flight activities get the
+        # grace period, then anything left is cancelled (and retried by Temporal elsewhere).
+        log.info(
+            "worker shutting down (grace %.0fs for in-flight activities)",
+            settings.worker_graceful_shutdown_seconds,
+        )
+    log.info("worker stopped")
     engine.dispose()
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from models.enums import TERMINAL_STATUSES
 from models.journey_types import (
     JourneySyncInput,
@@ -43,12 +44,18 @@ class JourneyRecords:
                 raise ApplicationError(
                     "journey row not found", type="JourneyNotFound", non_retryable=True
                 )
-            recorded = sum(self._transition(session, journey, t) for t in writes.transitions)
+            new = [t for t in writes.transitions if self._transition(session, journey, t)]
+            recorded = len(new)
             created = sum(self._staff_task(session, journey, t) for t in writes.staff_tasks)
             if writes.sync is not None:
                 self._sync(journey, writes.sync)
             session.add(journey)
             session.commit()
+        # After the commit: a transition counts once, when it is recorded (a retry skips it).
+        for t in new:
+            metrics.record_transition(
+                t.from_stage.value if t.from_stage else None, t.to_stage.value, t.status.value
+            )
         return JourneyWritesResult(recorded, created)
 
     @staticmethod

@@ -33,6 +33,7 @@ from sqlmodel import Session, col, func, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.channel_templates import default_help_text
 from activities.providers import (
     Effect,
@@ -46,7 +47,15 @@ from activities.send_window import next_allowed
 from activities.templates import render
 from models.enums import Channel, Direction, MessageKind, MessageStatus
 from models.journey_types import SendInput, SendResult
-from models.tables import ConsentRecord, Journey, Message, Patient, Practice, PracticeLibrary
+from models.tables import (
+    ConsentRecord,
+    Inquiry,
+    Journey,
+    Message,
+    Patient,
+    Practice,
+    PracticeLibrary,
+)
 from workflows.catalog import find_service
 
 log = logging.getLogger(__name__)
@@ -113,11 +122,32 @@ class Messaging:
     @activity.defn
     def send(self, inp: SendInput) -> SendResult:
         try:
-            return self._send(inp)
+            result = self._send(inp)
         except sa.exc.IntegrityError:
             # A concurrent attempt of the same step wrote the ledger row first; run again and
             # let the row decide (settled, or in flight).
-            return self._send(inp)
+            result = self._send(inp)
+        self._observe(inp, result)
+        return result
+
+    def _observe(self, inp: SendInput, result: SendResult) -> None:
+        """Metrics (activities/metrics.py): never allowed to fail the send it describes."""
+        try:
+            channel = result.channel.value if result.channel else None
+            metrics.record_send(result.status.value, channel, inp.kind.value)
+            if inp.immediate_reply and result.status is MessageStatus.SENT:
+                with Session(self._engine) as session:
+                    received = session.exec(
+                        select(func.max(Inquiry.received_at)).where(
+                            col(Inquiry.journey_id) == uuid.UUID(inp.journey_id)
+                        )
+                    ).first()
+                if received is not None:
+                    if received.tzinfo is None:  # SQLite hands back naive UTC
+                        received = received.replace(tzinfo=UTC)
+                    metrics.record_first_touch(datetime.now(UTC) - received)
+        except Exception as exc:
+            log.warning("send metrics not recorded: %s", type(exc).__name__)
 
     def _send(self, inp: SendInput) -> SendResult:
         with Session(self._engine, expire_on_commit=False) as session:

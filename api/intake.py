@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from api.errors import conflict, field_error
 from api.journey_starter import StartPlan, make_plan
+from api.metrics import INQUIRIES
 from api.schemas import InquiryCreate
 from api.services import normalize_interest, resolve_interest
 from models.enums import TERMINAL_STATUSES, Channel, JourneyStatus, RevenueLine, Stage
@@ -150,6 +151,7 @@ def _accept_once(
     if before_commit is not None:
         before_commit(session, inquiry.id)
     session.commit()
+    INQUIRIES.labels(body.channel.value).inc()
     plan = make_plan(inquiry, journey, patient, practice)
     return IntakeResult(inquiry.id, patient.id, journey.id, inquiry.status, plan)
 

@@ -19,6 +19,7 @@ from activities.messaging import Messaging
 from api.cors import CodecCORS
 from api.errors import validation_error_handler
 from api.followups import run_direct_sender_forever
+from api.metrics import RequestMetrics
 from api.middleware import BodySizeLimit, ErrorShield
 from api.ratelimit import TokenBucketLimiter
 from api.relay import Relay
@@ -33,6 +34,7 @@ from api.routers import (
     integrations,
     journeys,
     library,
+    metrics,
     patients,
     practices,
     web_chat,
@@ -41,6 +43,7 @@ from api.routers import (
 from api.routers.funnel import IMPORTS_PATH
 from api.temporal import TemporalConnection
 from runtime.db import make_engine
+from runtime.logs import configure_logging
 from runtime.migrate import upgrade
 from runtime.settings import Settings, get_settings
 from runtime.temporal_client import payload_codec
@@ -86,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings = settings or get_settings()
+    if settings.log_format == "json":
+        # uvicorn set up its text logging before calling the factory: JSON replaces it.
+        configure_logging("json")
     # The codec server's codec (None without PAYLOAD_ENCRYPTION_KEYS); keys parsed once here.
     app.state.codec = payload_codec(settings)
     app.state.inquiry_limiters = {
@@ -103,8 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         overrides=((IMPORTS_PATH, settings.import_max_bytes),),
     )
     app.add_middleware(CodecCORS, origins=app.state.settings.ui_origins)
+    # Outermost: counts every answer by route template and status (api/metrics.py).
+    app.add_middleware(RequestMetrics)
     for module in (
         health,
+        metrics,
         practices,
         api_keys,
         inquiries,

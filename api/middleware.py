@@ -11,26 +11,27 @@ import traceback
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics import DATABASE_UNAVAILABLE, database_unavailable
+
 log = logging.getLogger(__name__)
+
+RETRY_AFTER = 5  # seconds: a database failover or restart is usually over by then
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
+async def _send_json(send: Send, status: int, detail: str, retry_after: int | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -115,6 +116,21 @@ class ErrorShield:
         except _BodyTooLarge:
             raise
         except Exception as exc:
+            if database_unavailable(exc):
+                # Not a bug: the database is briefly out of reach. The request's transaction
+                # rolled back whole (nothing half-written); the client should simply retry.
+                DATABASE_UNAVAILABLE.inc()
+                log.warning(
+                    "database unavailable (%s) on %s %s",
+                    type(exc).__name__,
+                    scope["method"],
+                    scope["path"],
+                )
+                if not started:
+                    await _send_json(
+                        send, 503, "database unavailable, retry shortly", retry_after=RETRY_AFTER
+                    )
+                return
             frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error(
                 "unhandled %s on %s %s\n%s",

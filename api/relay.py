@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from api.event_delivery import deliver, load_pending
 from api.journey_starter import load_received_plans, start_journey
+from api.metrics import RELAY_ROUNDS
 from api.temporal import TemporalConnection
 from integrations.schedules import reconcile as reconcile_schedules
 from models.tables import utcnow
@@ -67,6 +68,9 @@ class Relay:
         while True:
             try:
                 report = await self.run_once()
+                RELAY_ROUNDS.labels("started").inc(report.started)
+                RELAY_ROUNDS.labels("failed").inc(report.failed)
+                RELAY_ROUNDS.labels("delivered").inc(report.delivered)
                 if report.started or report.failed or report.delivered:
                     log.info(
                         "relay: started=%d failed=%d delivered=%d",

@@ -306,6 +306,8 @@ class Bench:
                 "PAYLOAD_ENCRYPTION_KEYS": payload_keys,
                 "PUBLIC_BASE_URL": self.api,
                 "PYTHONUNBUFFERED": "1",
+                # No Prometheus endpoint: it would take a fixed port (9464) on the machine.
+                "WORKER_METRICS_ADDRESS": "",
             }
         )
         self.procs.append(spawn("worker", worker_command(), env, self.workdir))

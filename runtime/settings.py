@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     web_chat_rate_per_ip_per_minute: int = Field(default=10, ge=1)
     web_chat_min_fill_seconds: float = Field(default=3.0, ge=0)
 
+    # Observability and operations (issue 8, docs/operations.md). The worker serves the SDK's
+    # and the app's Prometheus metrics at http://<address>/metrics; empty turns it off.
+    worker_metrics_address: str = "127.0.0.1:9464"
+    # `json`: one JSON object per line (ids, never PHI: the same log calls as `text`).
+    log_format: Literal["text", "json"] = "text"
+    # SIGTERM: the worker stops polling and gives in-flight activities this long to finish.
+    worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # Set: the API's GET /metrics takes `Authorization: Bearer <token>`. Unset: open, like
+    # /healthz (no label names a patient or a practice); keep it off the public ingress.
+    metrics_token: SecretStr | None = None
+
     @field_validator(
         "sendgrid_marketing_group_id", "sendgrid_transactional_group_id", mode="before"
     )
@@ -92,6 +103,21 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes unset variables as "": that means "not configured".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("worker_metrics_address", mode="after")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            host, sep, port = value.rpartition(":")
+            if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError("WORKER_METRICS_ADDRESS must be host:port (or empty: off)")
+        return value
+
+    @field_validator("metrics_token", mode="after")
+    @classmethod
+    def _empty_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None or not value.get_secret_value().strip() else value
 
     @field_validator("payload_encryption_keys", mode="after")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
@@ -74,11 +75,36 @@ def _tls(settings: Settings) -> TLSConfig | bool:
     return bool(settings.temporal_tls or settings.temporal_api_key)
 
 
-async def connect(settings: Settings, *, address: str | None = None) -> Client:
+# Speed to lead (DESIGN §9): from well under a second to a few minutes.
+FIRST_TOUCH_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def metrics_runtime(bind_address: str) -> Runtime:
+    """A Core runtime serving Prometheus metrics (the SDK's and what activities record through
+    `activity.metric_meter()`) at http://<bind_address>/metrics. One per process: the server
+    binds when the runtime is made, so a taken port fails here, at start-up."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(
+                bind_address=bind_address,
+                counters_total_suffix=True,  # Prometheus naming: journey_messages_total
+                durations_as_seconds=True,
+                histogram_bucket_overrides={
+                    "journey_first_touch_latency": FIRST_TOUCH_BUCKETS_SECONDS,
+                },
+            )
+        )
+    )
+
+
+async def connect(
+    settings: Settings, *, address: str | None = None, runtime: Runtime | None = None
+) -> Client:
     return await Client.connect(
         address or settings.temporal_address,
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=_tls(settings),
         data_converter=data_converter(settings),
+        runtime=runtime,
     )

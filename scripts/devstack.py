@@ -57,7 +57,8 @@ console = Console(soft_wrap=True, highlight=False)
 
 # How long each child gets between SIGTERM and SIGKILL. The worker gets the most: it finishes
 # in-flight activities (a send half-way through should complete, not be retried).
-STOP_TIMEOUTS = {"api": 10.0, "worker": 20.0, "temporal": 10.0}
+# (The worker's own grace, WORKER_GRACEFUL_SHUTDOWN_SECONDS, is 30 s by default: this is more.)
+STOP_TIMEOUTS = {"api": 10.0, "worker": 35.0, "temporal": 10.0}
 STYLES = {"temporal": "magenta", "worker": "cyan", "api": "green"}
 
 
@@ -248,6 +249,7 @@ class Stack:
     temporal_port: int
     ui_port: int
     api_port: int
+    metrics_port: int
     data_dir: Path
     startup_timeout: float
     stop_requested: threading.Event = field(default_factory=threading.Event)
@@ -262,6 +264,10 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def metrics_address(self) -> str:
+        return f"{self.host}:{self.metrics_port}"
 
     @property
     def codec_url(self) -> str:
@@ -388,6 +394,14 @@ class Stack:
 
         if port_open(self.host, self.api_port):
             raise StartupError(f"the API port {self.api_port} is taken; use --api-port")
+        if "WORKER_METRICS_ADDRESS" not in os.environ:
+            # The worker's Prometheus endpoint; a taken port would stop the worker at start-up
+            # with a bind error, so it is checked (and named) here first.
+            if port_open(self.host, self.metrics_port):
+                raise StartupError(
+                    f"the worker metrics port {self.metrics_port} is taken; use --metrics-port"
+                )
+            env["WORKER_METRICS_ADDRESS"] = self.metrics_address
 
         self.start_temporal(settings.temporal_namespace)
 
@@ -426,6 +440,8 @@ class Stack:
             table.add_row("Temporal UI", f"http://{self.host}:{self.ui_port}")
         namespace = settings.temporal_namespace
         table.add_row("Temporal gRPC", f"{self.temporal_address} (namespace {namespace})")
+        metrics = os.environ.get("WORKER_METRICS_ADDRESS", self.metrics_address)
+        table.add_row("Metrics", f"{self.api_url}/metrics (API), http://{metrics}/metrics (worker)")
         key_source = "ADMIN_API_KEY" if "ADMIN_API_KEY" in os.environ else "settings"
         table.add_row("Admin API key", f"{settings.admin_api_key}  (from {key_source})")
         table.add_row("Payloads", f"AES-256-GCM encrypted (key from {self.key_source})")
@@ -460,6 +476,9 @@ def main(
     temporal_port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port.")] = 8233,
     api_port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    metrics_port: Annotated[
+        int, typer.Option(help="The worker's Prometheus metrics port (/metrics).")
+    ] = 9464,
     data_dir: Annotated[
         Path, typer.Option(help="Where the Temporal SQLite file and the app database live.")
     ] = PROJECT_ROOT / ".data",
@@ -475,6 +494,7 @@ def main(
         temporal_port=temporal_port,
         ui_port=ui_port,
         api_port=api_port,
+        metrics_port=metrics_port,
         data_dir=data_dir.resolve(),
         startup_timeout=startup_timeout,
     )

@@ -117,3 +117,16 @@ def test_the_image_builds_what_the_services_run() -> None:
     assert dockerfile.startswith("# ") and "FROM python:3.11" in dockerfile
     assert "USER journeys" in dockerfile  # not root
     assert '"api.main:create_app", "--factory"' in dockerfile
+
+
+def test_the_worker_serves_metrics_where_its_healthcheck_looks() -> None:
+    worker = SERVICES["worker"]
+    env = worker["environment"]
+    host, _, port = env["WORKER_METRICS_ADDRESS"].rpartition(":")
+    assert host == "0.0.0.0"  # reachable by the scraper from outside the container
+    assert f"127.0.0.1:{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert port in [str(p) for p in worker["expose"]]
+    Settings(_env_file=None, worker_metrics_address=env["WORKER_METRICS_ADDRESS"])  # valid
+    # The grace given to in-flight activities fits inside compose's own stop grace period.
+    grace = float(env["WORKER_GRACEFUL_SHUTDOWN_SECONDS"])
+    assert grace < float(worker["stop_grace_period"].removesuffix("s"))

@@ -121,13 +121,17 @@ class Stack:
     def ui(self) -> str:
         return f"http://127.0.0.1:{self.ports[1]}"
 
+    @property
+    def worker_metrics(self) -> str:
+        return f"http://127.0.0.1:{self.ports[3]}/metrics"
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
 
 @pytest.fixture
 def start_stack(tmp_path: Path) -> Iterator[Callable[[], Stack]]:
-    temporal_port, ui_port, api_port = free_ports(3)
+    temporal_port, ui_port, api_port, metrics_port = free_ports(4)
     data_dir = tmp_path / "data"
     env = dict(os.environ)
     env.update(
@@ -139,7 +143,7 @@ def start_stack(tmp_path: Path) -> Iterator[Callable[[], Stack]]:
         }
     )
     # What a fresh machine has: no key configured (devstack makes one), default UI origins.
-    for name in ("PAYLOAD_ENCRYPTION_KEYS", "TEMPORAL_UI_ORIGINS"):
+    for name in ("PAYLOAD_ENCRYPTION_KEYS", "TEMPORAL_UI_ORIGINS", "WORKER_METRICS_ADDRESS"):
         env.pop(name, None)
     started: list[Stack] = []
 
@@ -155,6 +159,8 @@ def start_stack(tmp_path: Path) -> Iterator[Callable[[], Stack]]:
                 str(ui_port),
                 "--api-port",
                 str(api_port),
+                "--metrics-port",
+                str(metrics_port),
                 "--data-dir",
                 str(data_dir),
                 "--startup-timeout",
@@ -167,7 +173,11 @@ def start_stack(tmp_path: Path) -> Iterator[Callable[[], Stack]]:
             start_new_session=True,
         )
         stack = Stack(
-            proc, log, f"http://127.0.0.1:{api_port}", [temporal_port, ui_port, api_port], data_dir
+            proc,
+            log,
+            f"http://127.0.0.1:{api_port}",
+            [temporal_port, ui_port, api_port, metrics_port],
+            data_dir,
         )
         started.append(stack)
         return stack
@@ -300,6 +310,10 @@ def test_devstack_runs_a_lead_end_to_end_and_stops_cleanly(
 
         sent = poll("the first reply", reply, 30, stack.proc)
         assert len(sent) == 1
+        # The worker's Prometheus endpoint (--metrics-port) counts that send; the API's too.
+        metrics = httpx.get(stack.worker_metrics, timeout=10).text
+        assert "journey_messages_total{" in metrics and 'status="sent"' in metrics
+        assert "journeys_inquiries_accepted_total" in httpx.get(f"{stack.api}/metrics").text
 
         key_file = stack.data_dir / "payload-keys"
         assert key_file.stat().st_mode & 0o777 == 0o600
@@ -344,3 +358,31 @@ def test_devstack_stops_everything_when_a_child_dies(start_stack: Callable[[], S
     except BaseException:
         print(stack.output())
         raise
+
+
+def test_devstack_names_a_taken_metrics_port(tmp_path: Path) -> None:
+    """The worker's metrics port is checked before anything starts, and named in the error."""
+    temporal_port, ui_port, api_port = free_ports(3)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "WORKER_METRICS_ADDRESS"}
+        env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'app.db'}"
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(DEVSTACK),
+                *("--temporal-port", str(temporal_port), "--ui-port", str(ui_port)),
+                *("--api-port", str(api_port), "--metrics-port", str(metrics_port)),
+                *("--data-dir", str(tmp_path / "data")),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"metrics port {metrics_port} is taken; use --metrics-port" in done.stdout
+    assert all(port_free(p) for p in (temporal_port, ui_port, api_port))

@@ -60,6 +60,7 @@ def rate_limited(
     responses={
         409: {"description": "external_id reused with a different body"},
         429: {"description": "rate limit exceeded (see Retry-After)"},
+        503: {"description": "database briefly unavailable: nothing was stored (see Retry-After)"},
     },
 )
 async def create_inquiry(

@@ -25,9 +25,18 @@ from api.authz import (
 from models.enums import Role
 from tests.api.conftest import ADMIN_KEY, Api, StackFactory, Tenant, sqlite_url
 
-# Open by design: health and docs. Webhooks take no API key: their signature is checked per
+# Open by design: health, metrics (no PHI, no practice ids; METRICS_TOKEN closes it: see
+# tests/api/test_metrics.py) and docs. Webhooks take no API key: their signature is checked per
 # integration (tests/api/test_emr_webhooks.py proves a missing or forged one is a 401).
-UNGUARDED = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
+UNGUARDED = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/openapi.json",
+    "/redoc",
+}
 UNGUARDED_PREFIXES: tuple[str, ...] = SIGNATURE_AUTHENTICATED_PREFIXES
 
 CALLERS = ("admin", "practice_admin", "staff", "integration", "revoked", "none")

@@ -4,11 +4,14 @@ sends, with every Python log record captured at DEBUG (API, relay, worker, activ
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from runtime.logs import JsonFormatter
 from tests.api.conftest import Api, eventually
 from tests.phi import EMAIL, FIRST, LAST, PHONE, assert_no_phi
 
@@ -58,3 +61,25 @@ async def test_no_phi_in_log_lines_or_error_messages(
     assert records, "nothing was logged: the check would be vacuous"
     lines = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
     assert_no_phi("the log lines", lines)
+
+    # LOG_FORMAT=json: the same records as the JSON lines a log pipeline would get, exceptions
+    # included (their type and frames, never their message).
+    formatter = JsonFormatter()
+    json_lines = [formatter.format(r) for r in records]
+    assert all(json.loads(line)["logger"] for line in json_lines)
+    assert_no_phi("the JSON log lines", "\n".join(json_lines))
+
+
+def test_json_logs_carry_no_exception_message() -> None:
+    """A database error's message holds the statement's parameters: the JSON line names the
+    exception's type and frames only."""
+    try:
+        raise ValueError(f"INSERT ... parameters ({FIRST!r}, {EMAIL!r}, {PHONE!r})")
+    except ValueError:
+        record = logging.LogRecord(
+            "api", logging.ERROR, __file__, 1, "intake failed", None, sys.exc_info()
+        )
+    line = json.loads(JsonFormatter().format(record))
+    assert line["exc_type"] == "ValueError" and "test_no_phi_in_logs.py" in line["exc_frames"]
+    assert line["message"] == "intake failed" and line["level"] == "ERROR"
+    assert_no_phi("a JSON line with an exception", json.dumps(line))

@@ -1,0 +1,154 @@
+"""Enrollment throughput and worker memory with sleeping journeys (issue 8, DESIGN §9).
+
+    .venv/bin/python bench/enrollment.py [--tiers 1000,10000,100000] [--concurrency 20]
+
+The same throwaway stack as the speed-to-lead benchmark (bench/speed_to_lead.py: an in-memory
+Temporal dev server, a migrated SQLite app database, the journey worker, the API and a worker for
+the bare baseline, each its own process). Then:
+
+1. **throughput**: the first tier's N journeys enrolled through `POST /v1/inquiries` by
+   `--concurrency` clients (closed loop, as fast as it answers), timed until every journey's
+   first message reached the provider; against N bare workflow starts (start + one no-op
+   activity) by the same number of clients, timed until every one completed. Ratio = bare rate /
+   journey rate.
+2. **memory**: after each tier the journeys all sleep (their next step is days away); the
+   worker's resident memory (VmRSS) is read then, and the Temporal server's for reference. Tiers
+   are cumulative: `--tiers 1000,10000` enrolls 1,000, measures, enrolls 9,000 more, measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).parent))
+import speed_to_lead as stl
+
+T = TypeVar("T")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def closed_loop(count: int, clients: int, fire: Callable[[int], Awaitable[T]]) -> list[T]:
+    gate = asyncio.Semaphore(clients)
+
+    async def one(i: int) -> T:
+        async with gate:
+            return await fire(i)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+class Enrollment(stl.Bench):
+    async def enroll(self, first: int, count: int, clients: int) -> tuple[float, int]:
+        """(seconds until every journey's first message was handed over, journeys missing)."""
+        t0 = time.monotonic()
+        posted = await closed_loop(count, clients, lambda i: self.post_inquiry(first + i))
+        journeys = [j for _, _, j in posted if j is not None]
+        handed = await self.first_handed(journeys, within=max(120.0, count / 2))
+        return time.monotonic() - t0, count - len(handed)
+
+    async def bare(self, count: int, clients: int) -> tuple[float, int]:
+        t0 = time.monotonic()
+        started = await closed_loop(count, clients, self.start_baseline)
+        missing = 0
+        for _, handle in started:
+            try:
+                await asyncio.wait_for(handle.result(), timeout=120)
+            except Exception:
+                missing += 1
+        return time.monotonic() - t0, missing
+
+    def rss(self) -> dict[str, float]:
+        return {p.name: rss_mib(p.popen.pid) for p in self.procs if p.popen.poll() is None}
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    tiers: Annotated[str, typer.Option(help="Cumulative journey counts, comma-separated.")] = (
+        "1000,10000,100000"
+    ),
+    concurrency: Annotated[int, typer.Option(min=1, help="Clients at once.")] = 20,
+    settle: Annotated[float, typer.Option(help="Seconds to let the worker settle.")] = 5.0,
+) -> None:
+    if str(stl.PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(stl.PROJECT_ROOT))
+    counts = sorted({int(t) for t in tiers.split(",") if t.strip()})
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    bench = Enrollment(counts[0], 1.0, None, console)
+    t_start = time.monotonic()
+    results: list[tuple[int, float, dict[str, float]]] = []
+    throughput: dict[str, tuple[int, float, int]] = {}
+
+    async def go() -> None:
+        try:
+            await bench.start()
+            bench.phase = "warm"
+            await bench.bare(stl.WARMUP, concurrency)
+            await bench.enroll(0, stl.WARMUP, concurrency)
+            bench.phase = "run"
+            baseline_rss = bench.rss()
+            results.append((0, 0.0, baseline_rss))
+            n = counts[0]
+            bench.say(f"baseline: {n} bare starts, {concurrency} clients")
+            throughput["bare"] = (n, *await bench.bare(n, concurrency))
+            enrolled = 0
+            for tier in counts:
+                bench.say(f"journeys: enrolling {tier - enrolled} more (to {tier})")
+                took, missing = await bench.enroll(enrolled, tier - enrolled, concurrency)
+                if enrolled == 0:
+                    throughput["journeys"] = (tier, took, missing)
+                enrolled = tier
+                await asyncio.sleep(settle)  # let in-flight tasks finish before reading memory
+                results.append((tier, took, bench.rss()))
+                bench.say(f"{tier} sleeping journeys: worker {results[-1][2]['worker']:.0f} MiB")
+        except Exception:
+            for p in bench.procs:
+                console.print(f"[bold]--- {p.name} log ---[/bold]\n{p.tail()}")
+            raise
+        finally:
+            await bench.stop()
+
+    asyncio.run(go())
+
+    table = Table(title=f"enrollment throughput, {concurrency} clients")
+    for col in ("path", "n", "seconds", "per second", "missing"):
+        table.add_column(col, justify="right" if col != "path" else "left")
+    rates = {}
+    for name, (n, took, missing) in throughput.items():
+        rates[name] = n / took
+        table.add_row(name, str(n), f"{took:.1f}", f"{rates[name]:.1f}", str(missing))
+    console.print(table)
+    ratio = rates["bare"] / rates["journeys"]
+    console.print(f"bare / journey rate: {ratio:.2f} (a journey costs {ratio:.1f}x a bare start)")
+    mem = Table(title="resident memory (MiB) with N sleeping journeys")
+    for col in ("journeys", "worker", "temporal", "api"):
+        mem.add_column(col, justify="right")
+    for tier, _, rss in results:
+        mem.add_row(str(tier), *(f"{rss.get(k, 0):.0f}" for k in ("worker", "temporal", "api")))
+    console.print(mem)
+    for key, value in stl.machine().items():
+        console.print(f"  {key:<16} {value}")
+    console.print(f"  {'wall time':<16} {time.monotonic() - t_start:.0f}s")
+    if any(m for _, _, m in throughput.values()):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,116 @@
+"""The Temporal dev server restarted on its SQLite file (issue 8): journeys asleep before the
+restart are still there after it, still asleep on the same schedule, and the worker and the API,
+both left running, pick up where they were: an event posted after the restart is processed and
+the journey plans its reminder. No real-time wait but the server's own restart (a few seconds)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from runtime.processes import search_attribute_args
+from runtime.temporal_client import connect
+from tests.api.conftest import StackFactory, eventually, sqlite_url
+from tests.api.proxy import free_port
+from tests.api.test_events import _stage_is, later
+from tests.conftest import TEMPORAL_CLI
+from worker import build_worker
+
+
+def start_server(db_file: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [
+        str(TEMPORAL_CLI),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(db_file),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--headless",
+        "--log-level",
+        "error",
+        *search_attribute_args(),
+    ]
+    with log.open("ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+async def wait_for_server(address: str, server: subprocess.Popen[bytes]) -> None:
+    async def up() -> bool:
+        assert server.poll() is None, "the dev server exited"
+        try:
+            client = await asyncio.wait_for(Client.connect(address), timeout=2)
+            await client.count_workflows()
+            return True
+        except Exception:
+            return False
+
+    await eventually(up, "the dev server", within=60)
+
+
+async def test_journeys_resume_after_the_dev_server_restarts_on_its_file(
+    api_stack: StackFactory, tmp_path: Path
+) -> None:
+    db_file, log = tmp_path / "temporal.db", tmp_path / "temporal.log"
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    queue = f"restart-{uuid.uuid4()}"
+    server = start_server(db_file, port, log)
+    try:
+        await wait_for_server(address, server)
+        async with api_stack(
+            sqlite_url(tmp_path), temporal=address, task_queue=queue, worker=False
+        ) as api:
+            client = await connect(api.settings, address=address)
+            async with build_worker(client, api.settings, api.engine, task_queue=queue):
+                tenant = await api.create_practice()
+                lead = await api.lead(tenant)
+                await eventually(lambda: api.sent(tenant, lead["patient_id"]), "the reply")
+                asleep = await eventually(
+                    lambda: _stage_is(api, tenant, lead["journey_id"], "speed_to_lead"),
+                    "the journey asleep in speed_to_lead",
+                )
+                assert asleep["next_action_at"] is not None
+
+                stop_server(server)  # the worker and the API stay up, talking to nobody
+                server = start_server(db_file, port, log)
+                await wait_for_server(address, server)
+
+                # Still there, still running: the history lived in the SQLite file.
+                handle = client.get_workflow_handle(asleep["workflow_id"])
+                described = await eventually(handle.describe, "describe after the restart")
+                assert described.status == WorkflowExecutionStatus.RUNNING
+                journey = await api.journey(tenant, lead["journey_id"])
+                assert journey["next_action_at"] == asleep["next_action_at"]  # same schedule
+
+                # And alive: an event after the restart reaches the same workers, which plan
+                # the reminder relative to the appointment.
+                r = await api.event(
+                    tenant, lead["journey_id"], type="consult_booked", appointment_at=later(5)
+                )
+                assert r.status_code == 202, r.text
+                booked = await eventually(
+                    lambda: _stage_is(api, tenant, lead["journey_id"], "consult_booked"),
+                    "the event processed after the restart",
+                    within=60,
+                )
+                assert booked["next_action"] and booked["next_action"].startswith("consult")
+                assert len(await api.sent(tenant, lead["patient_id"])) == 1  # nothing resent
+    finally:
+        stop_server(server)
