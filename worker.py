@@ -54,6 +54,7 @@ def build_worker(
             library.resolve_track,
             emr.poll,
             emr.read_appointment,
+            emr.consult_outcome,
             emr.find_or_create_patient,
             emr.booking_link,
         ],

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
@@ -26,20 +26,28 @@ from api.event_delivery import deliver, load_pending
 from api.journey_starter import start_journey
 from integrations import secrets
 from integrations.adapters import fhir_source
-from integrations.ingest import IngestResult, ingest
+from integrations.ingest import IngestResult, ingest_counted
 from integrations.model import NormalizedEvent, Vendor
 from integrations.vendors import boulevard, zenoti
 from models.emr_types import (
     AppointmentState,
     BookingLink,
     BookingLinkInput,
+    ConsultCheckInput,
     EmrPollInput,
     EmrPollResult,
     PatientLinkInput,
     PatientLinkResult,
     ReadAppointmentInput,
 )
-from models.tables import Integration, Patient, PatientExternalId, Practice, utcnow
+from models.tables import (
+    EmrAppointment,
+    Integration,
+    Patient,
+    PatientExternalId,
+    Practice,
+    utcnow,
+)
 from runtime.db import session_scope
 from runtime.settings import Settings
 
@@ -113,16 +121,7 @@ class EmrActivities:
         with session_scope(self._engine) as session:
             row = session.get(Integration, integration.id)
             assert row is not None
-            result = ingest(session, row, events, "poll")
-            applied = result.outcomes.count("applied")
-            if applied:
-                row = session.get(Integration, integration.id)
-                assert row is not None
-                row.events_received += applied
-                row.last_event_at = utcnow()
-                session.add(row)
-                session.commit()
-            return result
+            return ingest_counted(session, row, events, "poll")
 
     async def _handover(self, result: IngestResult) -> None:
         """Start new journeys and signal new events now; the relay catches whatever fails."""
@@ -215,6 +214,25 @@ class EmrActivities:
             event = events[0]
             status_value = event.status.value if event.status else None
             return AppointmentState(True, status_value, event.appointment_at)
+
+    @activity.defn(name="emr_consult_outcome")
+    async def consult_outcome(self, inp: ConsultCheckInput) -> AppointmentState:
+        """Ask the EMR what became of the journey's consult (its latest appointment we heard
+        of): found=False when the journey's bookings did not come from an EMR."""
+        latest = await asyncio.to_thread(self._latest_appointment, inp.journey_id)
+        if latest is None:
+            return AppointmentState(found=False)
+        integration_id, appointment_id = latest
+        return await self.read_appointment(ReadAppointmentInput(integration_id, appointment_id))
+
+    def _latest_appointment(self, journey_id: str) -> tuple[str, str] | None:
+        with session_scope(self._engine) as session:
+            row = session.exec(
+                select(EmrAppointment)
+                .where(EmrAppointment.journey_id == uuid.UUID(journey_id))
+                .order_by(col(EmrAppointment.updated_at).desc())
+            ).first()
+            return (str(row.integration_id), row.vendor_appointment_id) if row else None
 
     @activity.defn(name="emr_find_or_create_patient")
     async def find_or_create_patient(self, inp: PatientLinkInput) -> PatientLinkResult:

@@ -37,6 +37,7 @@ class Action(StrEnum):
     INTEGRATION_UPDATE = "integration.update"
     INTEGRATION_DELETE = "integration.delete"
     INTEGRATION_TEST = "integration.test"
+    HISTORY_IMPORT = "history.import"
 
 
 def add_audit(

@@ -25,6 +25,8 @@ class Permission(StrEnum):
     LIBRARY_READ = "library.read"  # the track library, the practice's edits, previews
     LIBRARY_EDIT = "library.edit"
     INTEGRATION_MANAGE = "integration.manage"  # EMR integrations: credentials, test, status
+    FUNNEL_READ = "funnel.read"  # the eight-stage map and its dashboard: aggregates, no PHI
+    HISTORY_IMPORT = "history.import"  # audit mode: a practice's historical export
 
 
 _A, _PA, _S, _I = Role.ADMIN, Role.PRACTICE_ADMIN, Role.STAFF, Role.INTEGRATION
@@ -51,6 +53,10 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.LIBRARY_EDIT: frozenset({_PA}),
     # Vendor credentials are the practice's keys to its EMR: practice admins only.
     Permission.INTEGRATION_MANAGE: frozenset({_PA}),
+    # The map is counts and money, no patient: staff see it too. An import brings in patients'
+    # contact details and history: practice admins only.
+    Permission.FUNNEL_READ: frozenset({_PA, _S}),
+    Permission.HISTORY_IMPORT: frozenset({_PA}),
 }
 
 # EMR webhooks take no API key: each is verified by its vendor's signature (or the

@@ -33,6 +33,9 @@ from models.enums import TERMINAL_STATUSES, EventType, InquiryStatus, JourneySta
 from models.tables import (
     ConsentRecord,
     EmrAppointment,
+    Enrollment,
+    HistoryPatient,
+    HistoryRecord,
     Inquiry,
     Journey,
     JourneyEventRow,
@@ -191,6 +194,16 @@ def _scrub(session: Session, patient: Patient) -> None:
         if event.payload.get("service") is not None:
             event.payload = {**event.payload, "service": None}
             session.add(event)
+    # Imported history (docs/funnel.md) keeps its lines and counts, not the treatments' names.
+    imported = select(HistoryPatient.id).where(HistoryPatient.patient_id == patient.id)
+    session.execute(
+        sa.update(HistoryRecord)
+        .where(col(HistoryRecord.history_patient_id).in_(imported))
+        .values(service=None)
+    )
+    session.execute(
+        sa.update(Enrollment).where(col(Enrollment.patient_id) == patient.id).values(service=None)
+    )
     session.execute(
         sa.update(Message).where(col(Message.patient_id) == patient.id).values(body=None)
     )

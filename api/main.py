@@ -28,6 +28,7 @@ from api.routers import (
     audit,
     codec,
     emr_webhooks,
+    funnel,
     health,
     inquiries,
     integrations,
@@ -39,6 +40,7 @@ from api.routers import (
     web_chat,
     webhooks,
 )
+from api.routers.funnel import IMPORTS_PATH
 from api.temporal import TemporalConnection
 from runtime.db import make_engine
 from runtime.logs import configure_logging
@@ -101,7 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added later = further out. The size limit sees the raw request before the app does; CORS
     # (for /codec only) is outermost so even a 413 or 500 reaches the Temporal UI readable.
     app.add_middleware(ErrorShield)
-    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        overrides=((IMPORTS_PATH, settings.import_max_bytes),),
+    )
     app.add_middleware(CodecCORS, origins=app.state.settings.ui_origins)
     # Outermost: counts every answer by route template and status (api/metrics.py).
     app.add_middleware(RequestMetrics)
@@ -120,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         emr_webhooks,
         webhooks,
         web_chat,
+        funnel,
     ):
         app.include_router(module.router)
     return app

@@ -36,21 +36,30 @@ async def _send_json(send: Send, status: int, detail: str, retry_after: int | No
 
 
 class BodySizeLimit:
-    """413 for a request body over `max_bytes`, declared or streamed."""
+    """413 for a request body over `max_bytes` (or a path prefix's own limit in `overrides`:
+    the history import takes whole exports), declared or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: tuple[tuple[str, int], ...] = ()
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.overrides = overrides
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope.get("path", "")
+        max_bytes = next(
+            (limit for prefix, limit in self.overrides if path.startswith(prefix)),
+            self.default_max_bytes,
+        )
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and not declared.isdigit():
             await _send_json(send, 400, "invalid Content-Length")
             return
-        if declared is not None and int(declared) > self.max_bytes:
+        if declared is not None and int(declared) > max_bytes:
             await _send_json(send, 413, "request body too large")
             return
 
@@ -63,7 +72,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     raise _BodyTooLarge
             return message

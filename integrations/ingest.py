@@ -475,3 +475,20 @@ def _enrol(
     journey = session.get(Journey, intake.journey_id)
     assert patient is not None and journey is not None
     return patient, journey, intake.plan
+
+
+def ingest_counted(
+    session: Session, integration: Integration, events: list[NormalizedEvent], source: str
+) -> IngestResult:
+    """`ingest`, then the integration's counters (events received, last event) when any event
+    applied: what both the webhook endpoint and the poll record."""
+    result = ingest(session, integration, events, source)
+    applied = result.outcomes.count("applied")
+    if applied:
+        row = session.get(Integration, integration.id)
+        assert row is not None
+        row.events_received += applied
+        row.last_event_at = utcnow()
+        session.add(row)
+        session.commit()
+    return result

@@ -45,6 +45,13 @@ class AppointmentState:
 
 
 @dataclass
+class ConsultCheckInput:
+    """The journey whose consult time passed with neither arrival nor no-show heard."""
+
+    journey_id: str
+
+
+@dataclass
 class PatientLinkInput:
     integration_id: str
     patient_id: str

@@ -75,6 +75,9 @@ class EventType(StrEnum):
     STAFF_PAUSED = "staff_paused"
     STAFF_RESUMED = "staff_resumed"
     ERASE = "erase"
+    # The patient posted a review (staff, or a review platform's webhook, say so): the funnel's
+    # "reviews obtained". No journey step depends on it.
+    REVIEW_POSTED = "review_posted"
 
 
 class MessageKind(StrEnum):

@@ -90,6 +90,20 @@ class JourneyMemory:
 
 
 @dataclass
+class JourneyStart:
+    """Where a bulk-enrolled journey begins instead of at a fresh inquiry (issue 7): `rebook`
+    running `post_treatment` from a past treatment (`anchor` = when; recall due), or
+    `reactivation` running `reactivation_quiet_quote` / `reactivation_lapsed` from `anchor`.
+    Read on a journey's first run only; continue-as-new carries the memory instead."""
+
+    stage: Stage
+    sequence: str
+    anchor: datetime
+    reason: str  # recorded with the first transition, e.g. "enrolled: recall due"
+    service: str | None = None  # catalog key of the last treatment (picks the track)
+
+
+@dataclass
 class JourneyInput:
     journey_id: str
     practice_id: str
@@ -98,6 +112,7 @@ class JourneyInput:
     channels: list[Channel] = field(default_factory=lambda: [Channel.SMS, Channel.EMAIL])
     timezone: str = "UTC"  # the practice's, for readable details in the Temporal UI
     memory: JourneyMemory | None = None  # set on continue-as-new
+    start: JourneyStart | None = None  # bulk enrollment: start mid-map (new journeys only)
 
 
 @dataclass

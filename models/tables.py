@@ -384,3 +384,77 @@ class EmrAppointment(SQLModel, table=True):
     start_at: datetime | None = _ts(nullable=True, default=None)
     service: str | None = Field(default=None, max_length=64)  # catalog key once mapped
     updated_at: datetime = _ts(default_factory=utcnow)
+
+
+# ---- the funnel's history (issue 7): a practice's past, imported, kept apart from live journeys
+
+
+class HistoryImport(SQLModel, table=True):
+    """One uploaded export file (leads, appointments or treatments). Counts only, no content."""
+
+    __tablename__ = "history_import"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    kind: str = Field(max_length=20)  # leads | appointments | treatments
+    preset: str = Field(max_length=20)  # generic | boulevard | zenoti | ...
+    rows: int = 0
+    imported: int = 0
+    rejected: int = 0
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class HistoryPatient(SQLModel, table=True):
+    """A patient of an imported export, by a hash of the export's own id (`ref`). Linked to a
+    `patient` row when the export gave a way to reach them (phone or email): bulk enrollment
+    needs one."""
+
+    __tablename__ = "history_patient"
+    __table_args__ = (sa.UniqueConstraint("practice_id", "ref"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    ref: str = Field(max_length=100)
+    patient_id: uuid.UUID | None = Field(default=None, foreign_key="patient.id", index=True)
+
+
+class HistoryRecord(SQLModel, table=True):
+    """One row of an export, normalised: a lead, an appointment or a treatment. Keyed by the
+    export's row identity (`key`) so importing the same file twice adds nothing."""
+
+    __tablename__ = "history_record"
+    __table_args__ = (sa.UniqueConstraint("practice_id", "key"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    import_id: uuid.UUID = Field(foreign_key="history_import.id", index=True)
+    history_patient_id: uuid.UUID = Field(foreign_key="history_patient.id", index=True)
+    key: str = Field(max_length=64)
+    kind: str = Field(max_length=20)  # lead | appointment | treatment
+    revenue_line: str = Field(max_length=20)
+    service: str | None = Field(default=None, max_length=64)
+    at: datetime = _ts()  # lead received / appointment time / treatment performed
+    booked_at: datetime | None = _ts(nullable=True, default=None)  # appointments
+    status: str | None = Field(default=None, max_length=20)  # appointments: completed|...
+    responded_at: datetime | None = _ts(nullable=True, default=None)  # leads: first answer
+    referred: bool = False  # leads: came referred by another patient
+    amount: float | None = None  # treatments
+
+
+class Enrollment(SQLModel, table=True):
+    """Bulk enrollment's ledger: one row per (patient, line) ever enrolled, so a second run or
+    a resumed one never starts a journey twice. `status`: planned -> started | skipped."""
+
+    __table_args__ = (sa.UniqueConstraint("practice_id", "patient_id", "revenue_line"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    practice_id: uuid.UUID = Field(foreign_key="practice.id", index=True)
+    patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
+    journey_id: uuid.UUID = Field(foreign_key="journey.id", index=True)
+    revenue_line: str = Field(max_length=20)
+    reason: str = Field(max_length=20)  # recall_due | quiet_quote | lapsed
+    service: str | None = Field(default=None, max_length=64)
+    since: datetime = _ts()  # last treatment / the attended consult / last contact
+    status: str = Field(default="planned", max_length=20, index=True)
+    created_at: datetime = _ts(default_factory=utcnow)
+    started_at: datetime | None = _ts(nullable=True, default=None)

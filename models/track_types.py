@@ -29,6 +29,8 @@ class StepSpec:
     branch: Stage | None = None
     when: str | None = None
     immediate_reply: bool = False
+    # "consult_outcome": ask the EMR what became of the consult (arrived, no-show, cancelled).
+    check: str | None = None
 
     @property
     def offset(self) -> timedelta:

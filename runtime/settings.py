@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     # Operational knobs (not in DESIGN §8 but needed to run it; all have safe defaults).
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Audit mode uploads a practice's export (POST /v1/history/imports): larger than any JSON.
+    import_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     daily_message_cap: int = Field(default=3, ge=1)
     relay_interval_seconds: float = Field(default=2.0, gt=0)
     temporal_start_timeout_seconds: float = Field(default=3.0, gt=0)

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.library import LibraryActivities
     from activities.messaging import Messaging
     from models.clock import format_local
+    from models.emr_types import AppointmentState, ConsultCheckInput
     from models.enums import EventType, InquiryChannel, Stage
     from models.journey_types import (
         JOURNEY_WORKFLOW_NAME,
@@ -44,6 +45,10 @@ with workflow.unsafe.imports_passed_through():
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+# The EMR may be down: a few tries, then the staff task two days on covers it.
+CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5), maximum_attempts=5
 )
 SEEN_EVENT_IDS_KEPT = 500
 HISTORY_KEPT = 30
@@ -128,6 +133,10 @@ class JourneyWorkflow:
     def erase(self, ev: JourneyEvent) -> None:
         self._receive(ev)
 
+    @workflow.signal(name=EventType.REVIEW_POSTED.value)
+    def review_posted(self, ev: JourneyEvent) -> None:
+        self._receive(ev)
+
     @workflow.query(name=QUERY_STATE)
     def state(self) -> JourneyState:
         return JourneyState(
@@ -164,7 +173,11 @@ class JourneyWorkflow:
             self._m.library = True
         if not self._m.library:
             machine.track = legacy_track_spec(inp.revenue_line)
-        if first_run:
+        if first_run and inp.start is not None:
+            # Bulk enrollment (new journeys only: no recorded history carries `start`).
+            self._m.chain_id = str(workflow.uuid4())[:8]
+            machine.enroll(inp.start, workflow.now())
+        elif first_run:
             await self._begin()
         if self._m.library and self._m.track is None:
             await self._resolve_track()
@@ -296,6 +309,9 @@ class JourneyWorkflow:
         now = workflow.now()
         if not machine.ready(step, key, due, now):
             return
+        if step.check is not None:
+            await self._check(key)
+            return
         assert step.template is not None
         # The reply to a fresh inquiry runs as a local activity: no round trip through the
         # server before the patient hears back (speed to lead). The ledger's idempotency key
@@ -324,6 +340,20 @@ class JourneyWorkflow:
             summary=f"send {step.template} ({self._m.stage.value})",
         )
         machine.sent(step, key, result.status, result.retry_at, now, self._local(result.retry_at))
+
+    async def _check(self, key: str) -> None:
+        """Ask the EMR what became of the consult; its answer moves the journey like the event
+        would have (the activity finds the EMR appointment from the journey id)."""
+        state = await workflow.execute_activity(
+            "emr_consult_outcome",
+            ConsultCheckInput(self._in.journey_id),
+            result_type=AppointmentState,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=CHECK_RETRY,
+            summary="ask the EMR how the consult went",
+        )
+        status = state.status if state.found else None
+        self._machine.checked(key, status, workflow.now(), self._local(self._m.appointment_at))
 
     # ---- the machine's listener: recording ---------------------------------------------------
 

@@ -27,7 +27,7 @@ from workflows.catalog import (
     with_overrides,
 )
 
-LIBRARY_VERSION = 1
+LIBRARY_VERSION = 2  # 2: the consult outcome is asked of the EMR before staff are asked
 
 MIN = 1
 HOUR = 60
@@ -108,14 +108,16 @@ def _shared(line: RevenueLine) -> dict[str, SequenceSpec]:
     return {
         "awaiting_outcome": seq(
             "awaiting_outcome",
-            "The consult time passed and neither arrival nor no-show was heard: a staff task.",
+            "The consult time passed and neither arrival nor no-show was heard: the EMR is "
+            "asked three hours later, then a staff task at two days.",
             [
+                StepSpec("outcome_check", 3 * HOUR, check="consult_outcome", grace_minutes=DAY),
                 StepSpec(
                     "outcome_unknown",
                     2 * DAY,
                     task="consult_outcome_unknown",
                     grace_minutes=30 * DAY,
-                )
+                ),
             ],
             [replace(cold, after_minutes=14 * DAY, reason="consult outcome never reported")],
         ),

@@ -22,9 +22,16 @@ from models.enums import (
     MessageStatus,
     Stage,
 )
-from models.journey_types import InquirySignal, JourneyEvent, JourneyMemory
+from models.journey_types import InquirySignal, JourneyEvent, JourneyMemory, JourneyStart
 from models.track_types import OutcomeSpec, SequenceSpec, StepSpec, TrackSpec
 
+# What an EMR's answer about a passed consult means (integrations.model.ApptStatus values).
+CHECKED_EVENTS = {
+    "arrived": EventType.ARRIVED,
+    "completed": EventType.ARRIVED,
+    "no_show": EventType.NO_SHOW,
+    "cancelled": EventType.APPOINTMENT_CANCELLED,
+}
 # The review and referral asks go to every patient (no review gating), once a year at most.
 ASKED_AT_MOST_YEARLY = ("review_ask", "referral_ask")
 ASK_INTERVAL = timedelta(days=365)
@@ -104,6 +111,22 @@ class JourneyMachine:
         self.m.stage_entered_at = now
         self.m.visit = 1
 
+    def enroll(self, start: JourneyStart, now: datetime) -> None:
+        """The first run of a bulk-enrolled journey: no inquiry, no instant reply; the journey
+        enters `start.stage` with its sequence counting from `start.anchor` (steps whose moment
+        has passed are skipped as usual, so a late recall goes straight to the next one)."""
+        self.m.interest = start.service
+        if start.stage is Stage.REBOOK:
+            self.m.last_service = start.service
+            self.m.last_treatment_at = start.anchor
+            self.m.treatments = 1
+        self.m.stage = start.stage
+        self.m.sequence = start.sequence
+        self.m.anchor = start.anchor
+        self.m.stage_entered_at = now
+        self.m.visit = 1
+        self._record(None, start.stage, start.reason, now)
+
     def reply_step(self) -> StepSpec | None:
         return next((s for s in self.track.sequences["new_lead"].steps if s.immediate_reply), None)
 
@@ -178,6 +201,15 @@ class JourneyMachine:
             self.done(key, f"staff task {step.task}")
             return False
         return True
+
+    def checked(self, key: str, status: str | None, now: datetime, local: str) -> None:
+        """What the EMR says of the consult (a `check` step): an answer moves the journey as
+        the event would have; no answer (no EMR, not found, still booked) leaves it waiting."""
+        self.done(key, f"EMR says the consult is {status or 'unknown'}")
+        event = CHECKED_EVENTS.get(status or "")
+        if event is not None and self.m.stage is Stage.CONSULT_SHOW:
+            at = self.m.appointment_at if event is EventType.ARRIVED else now
+            self.handle(JourneyEvent(event, f"check:{key}", at=at or now), now, local)
 
     def expires_at(self) -> datetime | None:
         """A consult reminder is pointless once the appointment has begun."""
@@ -304,6 +336,8 @@ class JourneyMachine:
             self.m.reply_paused = False
             self._out.note("resumed by staff")
             self._out.sync()
+        elif t is EventType.REVIEW_POSTED:
+            self._out.note("review posted")
         elif t is EventType.ERASE:
             self.exit(JourneyStatus.ERASED, "erasure requested", now)
 

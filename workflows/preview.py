@@ -146,6 +146,11 @@ class _Simulation:
     def run_step(self, step: StepSpec, key: str, due: datetime) -> None:
         if not self.machine.ready(step, key, due, self.now):
             return
+        if step.check is not None:
+            # The EMR's answer cannot be known ahead: the preview shows the question only.
+            self.add(self.now, "check", step.check, f"{self.memory.sequence}.{step.key}")
+            self.machine.checked(key, None, self.now, "")
+            return
         status, retry_at = self.gate(step, self.now)
         if status is MessageStatus.SENT:
             self.sent_at.append(self.now)

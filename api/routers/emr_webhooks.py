@@ -23,9 +23,9 @@ from api.journey_starter import start_journey
 from integrations import secrets as sealing
 from integrations import signatures
 from integrations.adapters import parse_webhook
-from integrations.ingest import IngestResult, ingest
+from integrations.ingest import IngestResult, ingest_counted
 from integrations.model import WEBHOOK_VENDORS, NormalizedEvent, PayloadError, Vendor
-from models.tables import Integration, Practice, utcnow
+from models.tables import Integration, Practice
 
 router = APIRouter(prefix="/v1/webhooks/emr", tags=["webhooks"])
 
@@ -37,16 +37,7 @@ def _forged() -> HTTPException:
 def _apply(
     session: Session, integration: Integration, events: list[NormalizedEvent]
 ) -> IngestResult:
-    result = ingest(session, integration, events, "webhook")
-    applied = result.outcomes.count("applied")
-    if applied:
-        row = session.get(Integration, integration.id)
-        assert row is not None
-        row.events_received += applied
-        row.last_event_at = utcnow()
-        session.add(row)
-        session.commit()
-    return result
+    return ingest_counted(session, integration, events, "webhook")
 
 
 @router.post(

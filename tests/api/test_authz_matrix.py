@@ -96,7 +96,7 @@ async def world(
 
 # ---- the matrix ------------------------------------------------------------------------------
 
-Request = tuple[str, dict[str, Any] | None]  # (path, json body)
+Request = tuple[str, dict[str, Any] | str | None]  # (path, json body, or a text body)
 Build = Callable[[World, Practice], Awaitable[Request]]
 
 
@@ -129,7 +129,7 @@ async def _fresh_key(world: World, target: Practice) -> str:
     return key_id
 
 
-async def _static(path: str, body: dict[str, Any] | None = None) -> Request:
+async def _static(path: str, body: dict[str, Any] | str | None = None) -> Request:
     return path, body
 
 
@@ -301,6 +301,25 @@ MATRIX: dict[tuple[str, str], Row] = {
         lambda w, p: _static("/v1/library/templates/recall_last"),
         scoped=False,
     ),
+    # The lead-to-revenue map (issue 7): the key's practice is the scope.
+    ("GET", "/v1/funnel"): Row(
+        Permission.FUNNEL_READ, 200, lambda w, p: _static("/v1/funnel"), scoped=False
+    ),
+    ("GET", "/v1/dashboard"): Row(
+        Permission.FUNNEL_READ, 200, lambda w, p: _static("/v1/dashboard"), scoped=False
+    ),
+    ("POST", "/v1/dashboard/links"): Row(
+        Permission.FUNNEL_READ, 201, lambda w, p: _static("/v1/dashboard/links"), scoped=False
+    ),
+    ("POST", "/v1/history/imports"): Row(
+        Permission.HISTORY_IMPORT,
+        201,
+        lambda w, p: _static(
+            "/v1/history/imports?kind=treatments",
+            "patient_id,performed_at,interest,amount\nm-1,2025-01-02,botox,400\n",
+        ),
+        scoped=False,
+    ),
 }
 BOOK_STOP = "Book: {{ booking_url }} Reply STOP to opt out."
 
@@ -426,5 +445,10 @@ async def test_authorization(world: World, method: str, path: str, caller: str, 
     row = MATRIX[(method, path)]
     target = world.own if own else world.other
     url, body = await row.build(world, target)
-    r = await world.api.http.request(method, url, headers=world.headers(caller), json=body)
+    if isinstance(body, str):
+        r = await world.api.http.request(
+            method, url, headers=world.headers(caller) | {"Content-Type": "text/csv"}, content=body
+        )
+    else:
+        r = await world.api.http.request(method, url, headers=world.headers(caller), json=body)
     assert r.status_code == expected(caller, row, own), r.text

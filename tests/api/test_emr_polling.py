@@ -307,8 +307,13 @@ async def test_update_mapping_interval_and_rotate_credentials(
     assert r.json()["schedule_state"] == "registered"
     assert r.json()["service_map"] == {"31": "dysport"}
     schedule = _client(api).get_schedule_handle(poll_schedule_id(integration["id"]))
-    spec = (await schedule.describe()).schedule.spec
-    assert [i.every.total_seconds() for i in spec.intervals] == [600]
+
+    async def every() -> bool:
+        # The server applies a schedule update through its scheduler: describe may lag a moment.
+        spec = (await schedule.describe()).schedule.spec
+        return [i.every.total_seconds() for i in spec.intervals] == [600]
+
+    await eventually(every, "the schedule's new interval")
 
     r = await api.http.patch(path, headers=tenant.headers, json={"credentials": {"client_id": "c"}})
     assert r.status_code == 422 and "client_secret" in r.text

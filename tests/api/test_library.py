@@ -62,7 +62,7 @@ async def test_the_library_a_practice_gets_on_day_one(api: Api, tenant: Tenant) 
 
 async def test_preview_of_a_tox_patient(api: Api, tenant: Tenant) -> None:
     body = await preview(api, tenant, "injectables.tox", events=TOX_PATIENT, horizon_days=200)
-    assert (body["track"], body["version"], body["service"]) == ("injectables.tox", "1.0", "tox")
+    assert (body["track"], body["version"], body["service"]) == ("injectables.tox", "2.0", "tox")
     sent = messages(body)
     assert sent[0] == (0, "inquiry_reply")
     recalls = [(day, what) for day, what in sent if what.startswith("recall_")]
@@ -81,7 +81,7 @@ async def test_a_service_edit_moves_the_recall(api: Api, tenant: Tenant) -> None
     assert r.json()["revision"] == 1
     assert r.json()["services"]["botox"] == {"recall_days": 120, "min_interval_days": 100}
     body = await preview(api, tenant, "injectables.tox", events=TOX_PATIENT, horizon_days=200)
-    assert body["version"] == "1.1"
+    assert body["version"] == "2.1"
     assert (130, "recall_due_tox") in messages(body)
     r = await api.http.delete("/v1/library/services/botox", headers=tenant.headers)
     assert r.json()["revision"] == 2 and r.json()["services"] == {}

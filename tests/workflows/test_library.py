@@ -137,11 +137,15 @@ def test_every_sequence_runs(sequence_id: str) -> None:
     runs = [run(track, events) for events in scenarios]
     visits = [_first_visits(r, running) for r in runs]
     tasks = {e.what for r in runs for e in r.timeline if e.kind == "task"}
+    checks = {e.what for r in runs for e in r.timeline if e.kind == "check"}
     expected = _expected_steps(seq, track, scenarios[0])
     assert expected, "a sequence with nothing to run"
     for step in expected:
         if step.task:
             assert step.task in tasks, step.key
+            continue
+        if step.check:
+            assert step.check in checks, step.key
             continue
         assert step.template in TEMPLATES, step.template
         found = [v[step.key] for v in visits if step.key in v]
@@ -150,7 +154,7 @@ def test_every_sequence_runs(sequence_id: str) -> None:
         render(step.template, SAMPLE_CONTEXT)
     # Offsets are kept: between two steps of one visit, the gap is the offsets' difference,
     # give or take a send-window deferral (never more than a night and a day).
-    timed = [s for s in expected if not s.task]
+    timed = [s for s in expected if not s.task and not s.check]
     for a, b in pairwise(timed):
         both = [v for v in visits if a.key in v and b.key in v]
         if a.when != b.when or not both:

@@ -49,7 +49,7 @@ async def test_an_edit_applies_from_the_next_cycle(harness: Harness) -> None:
     assert len(recalls) == 2 and recalls[1].sent_at is not None
     assert 120 * D <= recalls[1].sent_at - second < 121 * D  # the new cycle runs the edit
     state = await handle.query(JourneyWorkflow.state)
-    assert any("track injectables.tox version 1.1" in line for line in state.history)
+    assert any("track injectables.tox version 2.1" in line for line in state.history)
 
 
 async def test_the_referral_ask_carries_the_patients_link(harness: Harness) -> None:
