@@ -88,6 +88,11 @@ class JourneyMemory:
     interest: str | None = None
     asked: dict[str, datetime] = field(default_factory=dict)  # review/referral ask -> when
 
+    @property
+    def cycle_service(self) -> str | None:
+        """The service this cycle follows: the last one treated, else the one asked about."""
+        return self.last_service or self.interest
+
 
 @dataclass
 class JourneyStart:

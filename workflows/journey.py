@@ -247,7 +247,7 @@ class JourneyWorkflow:
     async def _resolve_track(self) -> None:
         """The practice's track for this cycle, frozen into the journey's memory: edits the
         practice makes later apply from the next cycle."""
-        service = self._m.last_service or self._m.interest
+        service = self._m.cycle_service
         track = await workflow.execute_local_activity_method(
             LibraryActivities.resolve_track,
             ResolveTrackInput(self._in.practice_id, self._in.revenue_line, service),
@@ -333,7 +333,7 @@ class JourneyWorkflow:
                 appointment_at=self._m.appointment_at,
                 immediate_reply=step.immediate_reply,
                 expires_at=machine.expires_at(),
-                service=self._m.last_service or self._m.interest if self._m.library else None,
+                service=self._m.cycle_service if self._m.library else None,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,

@@ -195,7 +195,7 @@ class _Simulation:
                 # just treated.
                 machine.cycle_ended = False
                 self.runs += 1
-                m.track = machine.track = self.resolve(m.last_service or m.interest)
+                m.track = machine.track = self.resolve(m.cycle_service)
             planned = machine.plan(self.now)
             upcoming = events[0] if events else None
             if upcoming is not None and upcoming.at is not None and upcoming.at < planned.at:

@@ -9,6 +9,7 @@ cycle (each cycle freezes the track it started with)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -40,7 +41,6 @@ from models.tables import PracticeLibrary as PracticeLibraryRow
 from models.tables import utcnow
 from workflows.catalog import (
     DEFAULT_SERVICE,
-    LINE_OF_FAMILY,
     SERVICES,
     find_service,
     validate_rhythm,
@@ -52,6 +52,7 @@ from workflows.library import (
     default_track,
     library_sequences,
     resolve_track,
+    templates_used,
     track_ids,
 )
 from workflows.preview import Scenario, preview
@@ -66,7 +67,9 @@ MAX_OFFSET = 5 * 365 * 24 * 60
 # ---- the library -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
 def _library() -> LibraryOut:
+    """The built-in library: pure data, built once per process rather than per request."""
     tracks = [t for t in (default_track(tid) for tid in track_ids()) if t is not None]
     sequences = library_sequences(tracks)
     used_by: dict[str, list[str]] = {}
@@ -144,9 +147,8 @@ def _edits(row: PracticeLibraryRow | None) -> PracticeEdits:
 def get_library(principal: Reader, session: SessionDep) -> LibraryOut:
     """Every service, track, sequence and template a practice gets on day one, and this
     practice's edits to them."""
-    out = _library()
-    out.practice = _edits(session.get(PracticeLibraryRow, principal.practice_id))
-    return out
+    edits = _edits(session.get(PracticeLibraryRow, principal.practice_id))
+    return _library().model_copy(update={"practice": edits})
 
 
 # ---- edits -----------------------------------------------------------------------------------
@@ -194,7 +196,7 @@ def put_service(
     merged = {k: v for k, v in merged.items() if v is not None}
     edited = with_overrides(service, merged)
     problems = validate_rhythm(edited)
-    missing = _missing_templates(edited.line, edited.key, merged)
+    missing = sorted(templates_used(build_track(edited.family, edited)) - TEMPLATES.keys())
     if missing:
         problems.append(("series_sessions", f"no library template for this shape: {missing[0]}"))
     if problems:
@@ -202,13 +204,6 @@ def put_service(
         raise field_error(field, msg)
     row.services = {**row.services, service.key: merged}
     return _save(session, row)
-
-
-def _missing_templates(line: Any, key: str, rhythm: dict[str, Any]) -> list[str]:
-    service = with_overrides(SERVICES[key], rhythm)
-    track = build_track(service.family, service)
-    used = {s.template for seq in track.sequences.values() for s in seq.steps if s.template}
-    return sorted(t for t in used if t not in TEMPLATES)
 
 
 @router.delete("/v1/library/services/{service_key}", response_model=PracticeEdits)
@@ -324,7 +319,7 @@ def preview_track(
     track = default_track(track_id)
     if track is None:
         raise not_found("track")
-    line = LINE_OF_FAMILY[track.family]
+    line = track.line
     chosen = find_service(service) if service else None
     if service and (chosen is None or chosen.family != track.family):
         raise field_error("service", f"not a service of track {track_id}", where="query")
