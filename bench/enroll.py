@@ -46,7 +46,9 @@ console = Console()
 D = timedelta(days=1)
 
 
-def seed(url: str, patients: int) -> uuid.UUID:
+def seed(url: str, patients: int, not_due_every: int = 10) -> uuid.UUID:
+    """A practice with `patients` past patients; every `not_due_every`-th one (0: none) was
+    treated too recently to be due, so a plan enrolls the others."""
     engine = make_engine(url)
     now = utcnow()
     with Session(engine) as s:
@@ -81,7 +83,7 @@ def seed(url: str, patients: int) -> uuid.UUID:
             links.append({"id": hid, "practice_id": practice.id, "ref": f"r{n}", "patient_id": pid})
             kind, ago, status = (
                 ("treatment", 20, None)
-                if n % 10 == 9
+                if not_due_every and n % not_due_every == not_due_every - 1
                 else [
                     ("treatment", 80, None),
                     ("treatment", 200, None),

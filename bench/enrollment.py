@@ -14,6 +14,13 @@ the bare baseline, each its own process). Then:
 2. **memory**: after each tier the journeys all sleep (their next step is days away); the
    worker's resident memory (VmRSS) is read then, and the Temporal server's for reference. Tiers
    are cumulative: `--tiers 1000,10000` enrolls 1,000, measures, enrolls 9,000 more, measures.
+   The first tier goes through the API (it is the throughput phase); the later ones through the
+   bulk enrollment path (`--via bulk`, the default: past patients imported and started by
+   funnel/enroll.py, as `journeys enroll` does — ten times the API's rate on SQLite) or the API
+   (`--via api`). Either way each is a real journey on the journey worker, asleep when measured.
+
+The dev server keeps its state in a file in the run's temp dir (not in memory, as the
+speed-to-lead run does): with 100,000 journeys an in-memory server would hold gigabytes.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import Engine
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -72,6 +81,68 @@ class Enrollment(stl.Bench):
                 missing += 1
         return time.monotonic() - t0, missing
 
+    async def bulk(self, count: int, clients: int) -> tuple[float, int]:
+        """Enroll `count` past patients (all due: recall, lapsed, quiet quote) through the bulk
+        path and wait until each journey sleeps: (seconds from plan to all asleep, missing)."""
+        import enroll as bulk_bench  # bench/enroll.py: its synthetic history
+
+        from funnel import enroll
+        from runtime.db import make_engine
+        from runtime.settings import Settings
+
+        practice_id = await asyncio.to_thread(bulk_bench.seed, self.database_url, count, 0)
+        engine = make_engine(self.database_url)
+        settings = Settings(
+            _env_file=None,
+            environment="test",
+            database_url=self.database_url,
+            temporal_task_queue=stl.JOURNEY_TASK_QUEUE,
+        )
+        try:
+            t0 = time.monotonic()
+            planned = await asyncio.to_thread(enroll.plan, engine, practice_id)
+            result = await enroll.run(
+                engine,
+                practice_id,
+                enroll.temporal_starter(self.client, settings),
+                rate=0,
+                concurrency=clients,
+            )
+            self.say(
+                f"  started {result.started} of {planned.planned} planned in "
+                f"{result.seconds:.0f}s; waiting for every journey to sleep"
+            )
+            asleep = await self.asleep(engine, practice_id, result.started, within=count / 4 + 120)
+            return time.monotonic() - t0, count - asleep
+        finally:
+            engine.dispose()
+
+    async def asleep(self, engine: Engine, practice_id: uuid.UUID, want: int, within: float) -> int:
+        """Journeys of the practice whose first wait has begun (the worker writes the journey
+        row's next action just before each wait)."""
+        import sqlalchemy as sa
+        from sqlmodel import col
+
+        from models.tables import Journey
+
+        query = (
+            sa.select(sa.func.count())
+            .select_from(Journey)
+            .where(col(Journey.practice_id) == practice_id)
+            .where(col(Journey.next_action_at).is_not(None))
+        )
+        deadline = time.monotonic() + within
+        last_said = time.monotonic()
+        while True:
+            with engine.connect() as conn:
+                n = int(conn.execute(query).scalar_one())
+            if n >= want or time.monotonic() > deadline:
+                return n
+            if time.monotonic() - last_said > 60:
+                self.say(f"  {n} of {want} asleep")
+                last_said = time.monotonic()
+            await asyncio.sleep(2)
+
     def rss(self) -> dict[str, float]:
         return {p.name: rss_mib(p.popen.pid) for p in self.procs if p.popen.poll() is None}
 
@@ -85,15 +156,21 @@ def main(
         "1000,10000,100000"
     ),
     concurrency: Annotated[int, typer.Option(min=1, help="Clients at once.")] = 20,
+    via: Annotated[
+        str, typer.Option(help="How tiers after the first enroll: bulk or api.")
+    ] = "bulk",
     settle: Annotated[float, typer.Option(help="Seconds to let the worker settle.")] = 5.0,
 ) -> None:
     if str(stl.PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(stl.PROJECT_ROOT))
     counts = sorted({int(t) for t in tiers.split(",") if t.strip()})
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    if via not in ("bulk", "api"):
+        raise typer.BadParameter("--via must be bulk or api")
     bench = Enrollment(counts[0], 1.0, None, console)
+    bench.temporal_args = ["--db-filename", str(bench.workdir / "temporal.db")]
     t_start = time.monotonic()
-    results: list[tuple[int, float, dict[str, float]]] = []
+    results: list[tuple[int, str, float, dict[str, float]]] = []
     throughput: dict[str, tuple[int, float, int]] = {}
 
     async def go() -> None:
@@ -104,20 +181,27 @@ def main(
             await bench.enroll(0, stl.WARMUP, concurrency)
             bench.phase = "run"
             baseline_rss = bench.rss()
-            results.append((0, 0.0, baseline_rss))
+            results.append((0, "", 0.0, baseline_rss))
             n = counts[0]
             bench.say(f"baseline: {n} bare starts, {concurrency} clients")
             throughput["bare"] = (n, *await bench.bare(n, concurrency))
             enrolled = 0
             for tier in counts:
-                bench.say(f"journeys: enrolling {tier - enrolled} more (to {tier})")
-                took, missing = await bench.enroll(enrolled, tier - enrolled, concurrency)
+                path = "api" if enrolled == 0 else via
+                bench.say(f"journeys: enrolling {tier - enrolled} more (to {tier}) via {path}")
+                if path == "api":
+                    took, missing = await bench.enroll(enrolled, tier - enrolled, concurrency)
+                else:
+                    took, missing = await bench.bulk(tier - enrolled, concurrency)
                 if enrolled == 0:
                     throughput["journeys"] = (tier, took, missing)
+                if missing:
+                    raise RuntimeError(f"{missing} journeys of the {tier} tier never slept")
+                rate = (tier - enrolled) / took
                 enrolled = tier
                 await asyncio.sleep(settle)  # let in-flight tasks finish before reading memory
-                results.append((tier, took, bench.rss()))
-                bench.say(f"{tier} sleeping journeys: worker {results[-1][2]['worker']:.0f} MiB")
+                results.append((tier, f"{path}, {rate:.1f}/s", took, bench.rss()))
+                bench.say(f"{tier} sleeping journeys: worker {results[-1][3]['worker']:.0f} MiB")
         except Exception:
             for p in bench.procs:
                 console.print(f"[bold]--- {p.name} log ---[/bold]\n{p.tail()}")
@@ -138,10 +222,12 @@ def main(
     ratio = rates["bare"] / rates["journeys"]
     console.print(f"bare / journey rate: {ratio:.2f} (a journey costs {ratio:.1f}x a bare start)")
     mem = Table(title="resident memory (MiB) with N sleeping journeys")
-    for col in ("journeys", "worker", "temporal", "api"):
+    for col in ("journeys", "enrolled (via, rate)", "worker", "temporal", "api"):
         mem.add_column(col, justify="right")
-    for tier, _, rss in results:
-        mem.add_row(str(tier), *(f"{rss.get(k, 0):.0f}" for k in ("worker", "temporal", "api")))
+    for tier, how, _, rss in results:
+        mem.add_row(
+            str(tier), how, *(f"{rss.get(k, 0):.0f}" for k in ("worker", "temporal", "api"))
+        )
     console.print(mem)
     for key, value in stl.machine().items():
         console.print(f"  {key:<16} {value}")

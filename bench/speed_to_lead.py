@@ -230,6 +230,9 @@ class Bench:
         self.cpu_per_arrival: dict[str, dict[str, float]] = {}
         self.run_id = uuid.uuid4().hex[:8]
         self.phase = "warm"  # part of every id, so warm-up and measured arrivals never collide
+        # Extra `temporal server start-dev` arguments (the enrollment benchmark keeps the
+        # server's state in a file: 100,000 journeys in memory would measure the dev server).
+        self.temporal_args: list[str] = []
 
     def say(self, message: str) -> None:
         self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
@@ -267,7 +270,7 @@ class Bench:
             "--log-level",
             "error",
         ]
-        cmd += search_attribute_args()
+        cmd += search_attribute_args() + self.temporal_args
         self.procs.append(spawn("temporal", cmd, dict(os.environ), self.workdir))
 
         async def temporal_up() -> bool:
