@@ -35,8 +35,8 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import Engine
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 import speed_to_lead as stl

@@ -11,6 +11,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from runtime.codec import EncryptionCodec
+from runtime.converter import JourneyPayloadConverter
 from runtime.settings import Settings
 
 # Custom search attributes. Values are opaque ids and enums only: never PHI.
@@ -47,11 +48,13 @@ def data_converter(settings: Settings) -> DataConverter:
     """The converter every client, worker and replayer shares. With PAYLOAD_ENCRYPTION_KEYS set,
     every payload (inputs, results, signals, queries, memos, summaries) is AES-256-GCM encrypted,
     and failures carry their message and stack trace in an encoded (so encrypted) attribute
-    rather than in the clear. Without keys (development without `make run`) it is the default."""
+    rather than in the clear. Without keys (development without `make run`) payloads are plain.
+    Either way the JSON is the SDK's default; `JourneyPayloadConverter` only decodes it faster."""
     keys = settings.payload_keys
     if not keys:
-        return DataConverter.default
+        return DataConverter(payload_converter_class=JourneyPayloadConverter)
     return DataConverter(
+        payload_converter_class=JourneyPayloadConverter,
         payload_codec=EncryptionCodec(keys),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -149,8 +149,12 @@ def test_production_refuses_to_start_without_keys() -> None:
     assert ok.payload_keys
 
 
-def test_without_keys_the_converter_is_the_default() -> None:
-    assert data_converter(Settings(_env_file=None)) is DataConverter.default
+async def test_without_keys_payloads_are_the_sdks_plain_json() -> None:
+    converter = data_converter(Settings(_env_file=None))
+    assert converter.payload_codec is None
+    [ours] = await converter.encode([{"a": 1}])
+    [sdk] = await DataConverter.default.encode([{"a": 1}])
+    assert ours == sdk
 
 
 async def test_the_converter_encrypts_payloads_and_failure_messages() -> None:
