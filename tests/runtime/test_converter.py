@@ -102,7 +102,8 @@ def test_unions_missing_fields_and_non_init_fields_behave_like_the_sdk() -> None
     [none] = SDK.to_payloads([{"pet": None}])
     assert OURS.from_payloads([none], [Kennel])[0].pet is None
     # A required field missing, or a wrong type, is an error as with the SDK.
-    for bad in ({"pets": []}, {"pet": {"meow": "not a number"}}, {"pet": 5}):
+    bads: list[dict[str, object]] = [{"pets": []}, {"pet": {"meow": "not a number"}}, {"pet": 5}]
+    for bad in bads:
         [payload] = SDK.to_payloads([bad])
         with pytest.raises(Exception):  # noqa: B017 - the SDK's own error types, whichever
             SDK.from_payloads([payload], [Kennel])
