@@ -1,5 +1,5 @@
 """Fault tests (issue 8), on loopback only and bounded by polling, never by sleeps: the database
-briefly out of reach, and a burst of inquiries (1,000 with BURST_INQUIRIES=1000).
+briefly out of reach, and a burst of 1,000 inquiries.
 
 Elsewhere: Temporal down during intake (test_resilience.py), the worker killed mid-send
 (test_exactly_once.py), the dev server restarted on its SQLite file (test_server_restart.py)."""
@@ -31,10 +31,9 @@ from tests.api.proxy import TcpProxy
 from tests.conftest import TEST_PAYLOAD_KEYS
 from tests.phi import EMAIL, FIRST, LAST, PHONE, assert_no_phi
 
-# The issue's burst is 1,000 (BURST_INQUIRIES=1000: about 3 minutes on a loaded 2-core box, see
-# docs/operations.md); `make test` runs 250 to keep the suite within its time budget. Same code
-# path, same checks: only the count differs.
-BURST = int(os.environ.get("BURST_INQUIRIES", "250"))
+# The issue's burst: 1,000 inquiries (BURST_INQUIRIES overrides it, e.g. 100 while working on
+# this file). Timing figures are in docs/benchmarks.md, never asserted here.
+BURST = int(os.environ.get("BURST_INQUIRIES", "1000"))
 
 
 def rows_of(engine: Engine, practice_id: str) -> dict[str, int]:
@@ -166,7 +165,10 @@ async def test_a_burst_of_inquiries_is_journeyed_and_answered_once_each(
                 replies = await asyncio.to_thread(replies_per_patient, api.engine, tenant.id)
                 return replies if len(replies) == BURST else None
 
-            replies = await eventually(all_answered, "a reply to every lead", within=300)
+            # Bounded but generous: a slow box takes longer; a lost or doubled reply never passes.
+            replies = await eventually(
+                all_answered, "a reply to every lead", within=max(300.0, BURST * 0.6)
+            )
             print(f"burst of {BURST}: all answered after {time.monotonic() - t0:.0f}s")
             assert set(replies) == patients
             assert set(replies.values()) == {1}, "a lead answered more than once"

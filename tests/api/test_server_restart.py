@@ -1,13 +1,16 @@
 """The Temporal dev server restarted on its SQLite file (issue 8): journeys asleep before the
-restart are still there after it, still asleep on the same schedule, and the worker and the API,
-both left running, pick up where they were: an event posted after the restart is processed and
-the journey plans its reminder. No real-time wait but the server's own restart (a few seconds)."""
+restart are still there after it, still asleep on the same schedule, a timer that came due while
+the server was down fires when it is back, and the worker and the API, both left running, pick up
+where they were: an event posted after the restart is processed and the journey plans its
+reminder. Real time passes only for the outage itself: the server's restart, stretched to a few
+seconds so that one journey's next step falls inside it."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -88,9 +91,35 @@ async def test_journeys_resume_after_the_dev_server_restarts_on_its_file(
                 )
                 assert asleep["next_action_at"] is not None
 
+                # A second journey whose next step is due seconds from now: the consult's own
+                # moment (its outcome at T+0 moves the journey on; no message, so no send window).
+                soon = await api.lead(
+                    tenant, phone="+12125550188", email=None, external_id="restart-soon"
+                )
+                due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
+                at = due.isoformat()
+                r = await api.event(
+                    tenant, soon["journey_id"], type="consult_booked", appointment_at=at
+                )
+                assert r.status_code == 202, r.text
+                await eventually(
+                    lambda: _stage_is(api, tenant, soon["journey_id"], "consult_booked"),
+                    "the consult booked before the outage",
+                )
+
+                assert datetime.now(UTC) < due, "the step came due before the outage began"
                 stop_server(server)  # the worker and the API stay up, talking to nobody
+                # The outage spans the due moment: the timer comes due while nobody can fire it.
+                outage = (due - datetime.now(UTC)).total_seconds() + 1
+                await asyncio.sleep(outage)  # the fault's length, not a wait for a journey step
                 server = start_server(db_file, port, log)
                 await wait_for_server(address, server)
+                shown = await eventually(
+                    lambda: _stage_is(api, tenant, soon["journey_id"], "consult_show"),
+                    "the overdue step to run once the server is back",
+                    within=60,
+                )
+                assert shown["status"] == "active"
 
                 # Still there, still running: the history lived in the SQLite file.
                 handle = client.get_workflow_handle(asleep["workflow_id"])
