@@ -16,7 +16,7 @@ the bare baseline, each its own process). Then:
    are cumulative: `--tiers 1000,10000` enrolls 1,000, measures, enrolls 9,000 more, measures.
    The first tier goes through the API (it is the throughput phase); the later ones through the
    bulk enrollment path (`--via bulk`, the default: past patients imported and started by
-   funnel/enroll.py, as `journeys enroll` does — ten times the API's rate on SQLite) or the API
+   funnel/enroll.py, as `journeys enroll` does, at `--bulk-rate` per second) or the API
    (`--via api`). Either way each is a real journey on the journey worker, asleep when measured.
 
 The dev server keeps its state in a file in the run's temp dir (not in memory, as the
@@ -81,7 +81,7 @@ class Enrollment(stl.Bench):
                 missing += 1
         return time.monotonic() - t0, missing
 
-    async def bulk(self, count: int, clients: int) -> tuple[float, int]:
+    async def bulk(self, count: int, clients: int, rate: float) -> tuple[float, int]:
         """Enroll `count` past patients (all due: recall, lapsed, quiet quote) through the bulk
         path and wait until each journey sleeps: (seconds from plan to all asleep, missing)."""
         import enroll as bulk_bench  # bench/enroll.py: its synthetic history
@@ -105,7 +105,7 @@ class Enrollment(stl.Bench):
                 engine,
                 practice_id,
                 enroll.temporal_starter(self.client, settings),
-                rate=0,
+                rate=rate,
                 concurrency=clients,
             )
             self.say(
@@ -159,6 +159,13 @@ def main(
     via: Annotated[
         str, typer.Option(help="How tiers after the first enroll: bulk or api.")
     ] = "bulk",
+    bulk_rate: Annotated[
+        float,
+        typer.Option(
+            help="Bulk starts per second at most (0: no limit). Unlimited, tens of thousands of "
+            "first tasks queue at once and time out in a busy worker (docs/benchmarks.md)."
+        ),
+    ] = 25.0,
     settle: Annotated[float, typer.Option(help="Seconds to let the worker settle.")] = 5.0,
 ) -> None:
     if str(stl.PROJECT_ROOT) not in sys.path:
@@ -192,7 +199,7 @@ def main(
                 if path == "api":
                     took, missing = await bench.enroll(enrolled, tier - enrolled, concurrency)
                 else:
-                    took, missing = await bench.bulk(tier - enrolled, concurrency)
+                    took, missing = await bench.bulk(tier - enrolled, concurrency, bulk_rate)
                 if enrolled == 0:
                     throughput["journeys"] = (tier, took, missing)
                 if missing:
