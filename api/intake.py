@@ -181,8 +181,12 @@ def _patient_exists(session: Session, practice: Practice, patient_id: uuid.UUID)
     return patient is not None and patient.practice_id == practice.id
 
 
-def _find_patient(session: Session, practice: Practice, body: InquiryCreate) -> Patient | None:
-    for column, value in ((Patient.phone, body.phone), (Patient.email, body.email)):
+def find_patient_by_contact(
+    session: Session, practice: Practice, phone: str | None, email: str | None
+) -> Patient | None:
+    """The practice's oldest patient with this phone, else with this email (intake and history
+    import match people the same way)."""
+    for column, value in ((Patient.phone, phone), (Patient.email, email)):
         if value:
             found = session.exec(
                 select(Patient)
@@ -198,7 +202,11 @@ def _find_patient(session: Session, practice: Practice, body: InquiryCreate) -> 
 def _find_or_create_patient(
     session: Session, practice: Practice, body: InquiryCreate, known: uuid.UUID | None = None
 ) -> Patient:
-    patient = session.get(Patient, known) if known else _find_patient(session, practice, body)
+    patient = (
+        session.get(Patient, known)
+        if known
+        else find_patient_by_contact(session, practice, body.phone, body.email)
+    )
     if patient is None:
         patient = Patient(
             practice_id=practice.id,

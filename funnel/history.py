@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
+from api.intake import find_patient_by_contact
 from api.services import normalize_interest, resolve_interest
 from models.enums import RevenueLine
 from models.tables import (
@@ -512,16 +513,9 @@ def store(
 def _patient_for(session: Session, practice: Practice, v: dict[str, Any]) -> Patient:
     """The practice's patient with this phone or email, or a new one. Consent only from the
     export's consent columns: imported patients get marketing only if they opted in."""
-    for column, value in ((Patient.phone, v.get("phone")), (Patient.email, v.get("email"))):
-        if value:
-            found = session.exec(
-                select(Patient)
-                .where(Patient.practice_id == practice.id)
-                .where(column == value)
-                .order_by(col(Patient.created_at))
-            ).first()
-            if found is not None:
-                return found
+    found = find_patient_by_contact(session, practice, v.get("phone"), v.get("email"))
+    if found is not None:
+        return found
     patient = Patient(
         practice_id=practice.id,
         timezone=practice.timezone,
