@@ -142,6 +142,14 @@ def enroll(
     rate: Annotated[float, typer.Option(help="journeys started per second, at most")] = 20.0,
     concurrency: Annotated[int, typer.Option(help="starts in flight at once")] = 8,
     limit: Annotated[int | None, typer.Option(help="start at most this many now")] = None,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="wait while this many started journeys have not reached their first wait"
+            " (0: no bound)",
+        ),
+    ] = 200,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="plan and count only")] = False,
 ) -> None:
     """Put past patients who are due (recall due, quiet quote, lapsed) into journeys.
@@ -156,7 +164,7 @@ def enroll(
     if dry_run:
         return
     try:
-        asyncio.run(_enroll(engine, practice, rate, concurrency, limit))
+        asyncio.run(_enroll(engine, practice, rate, concurrency, limit, max_in_flight))
     except KeyboardInterrupt:
         # The batch in flight was recorded on the way out (funnel/enroll.py): nothing is lost.
         console.print("interrupted: every start so far is recorded; run again to resume")
@@ -164,7 +172,12 @@ def enroll(
 
 
 async def _enroll(
-    engine: Engine, practice: uuid.UUID, rate: float, concurrency: int, limit: int | None
+    engine: Engine,
+    practice: uuid.UUID,
+    rate: float,
+    concurrency: int,
+    limit: int | None,
+    max_in_flight: int,
 ) -> None:
     from runtime.temporal_client import connect
 
@@ -192,6 +205,8 @@ async def _enroll(
             concurrency=concurrency,
             limit=limit,
             progress=lambda n: bar.advance(task, n),
+            # Starts follow what the workers finish: with them down it pauses, loses nothing.
+            in_flight=enrollment.InFlight(engine, max_in_flight) if max_in_flight else None,
         )
     console.print(
         f"started {result.started} · already running {result.already_running}"

@@ -16,7 +16,8 @@ the bare baseline, each its own process). Then:
    are cumulative: `--tiers 1000,10000` enrolls 1,000, measures, enrolls 9,000 more, measures.
    The first tier goes through the API (it is the throughput phase); the later ones through the
    bulk enrollment path (`--via bulk`, the default: past patients imported and started by
-   funnel/enroll.py, as `journeys enroll` does, at `--bulk-rate` per second) or the API
+   funnel/enroll.py, as `journeys enroll` does, at `--bulk-rate` per second and no more than
+   `--bulk-in-flight` journeys not yet asleep) or the API
    (`--via api`). Either way each is a real journey on the journey worker, asleep when measured.
 
 The dev server keeps its state in a file in the run's temp dir (not in memory, as the
@@ -81,7 +82,9 @@ class Enrollment(stl.Bench):
                 missing += 1
         return time.monotonic() - t0, missing
 
-    async def bulk(self, count: int, clients: int, rate: float) -> tuple[float, int]:
+    async def bulk(
+        self, count: int, clients: int, rate: float, in_flight: int
+    ) -> tuple[float, int]:
         """Enroll `count` past patients (all due: recall, lapsed, quiet quote) through the bulk
         path and wait until each journey sleeps: (seconds from plan to all asleep, missing)."""
         import enroll as bulk_bench  # bench/enroll.py: its synthetic history
@@ -107,6 +110,7 @@ class Enrollment(stl.Bench):
                 enroll.temporal_starter(self.client, settings),
                 rate=rate,
                 concurrency=clients,
+                in_flight=enroll.InFlight(engine, in_flight) if in_flight else None,
             )
             self.say(
                 f"  started {result.started} of {planned.planned} planned in "
@@ -162,10 +166,18 @@ def main(
     bulk_rate: Annotated[
         float,
         typer.Option(
-            help="Bulk starts per second at most (0: no limit). Unlimited, tens of thousands of "
-            "first tasks queue at once and time out in a busy worker (docs/benchmarks.md)."
+            help="Bulk starts per second at most (0: no limit; --bulk-in-flight paces them)."
         ),
-    ] = 25.0,
+    ] = 0.0,
+    bulk_in_flight: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Bulk journeys started and not yet asleep, at most (0: no bound). Without "
+            "a bound a backlog of half-run journeys outgrows the caches and throughput "
+            "collapses (docs/benchmarks.md).",
+        ),
+    ] = 200,
     settle: Annotated[float, typer.Option(help="Seconds to let the worker settle.")] = 5.0,
 ) -> None:
     if str(stl.PROJECT_ROOT) not in sys.path:
@@ -199,7 +211,9 @@ def main(
                 if path == "api":
                     took, missing = await bench.enroll(enrolled, tier - enrolled, concurrency)
                 else:
-                    took, missing = await bench.bulk(tier - enrolled, concurrency, bulk_rate)
+                    took, missing = await bench.bulk(
+                        tier - enrolled, concurrency, bulk_rate, bulk_in_flight
+                    )
                 if enrolled == 0:
                     throughput["journeys"] = (tier, took, missing)
                 if missing:

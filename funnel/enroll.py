@@ -6,7 +6,9 @@ Two phases, both resumable:
    (patient, line) with its journey row — unique, so a second run plans nobody twice.
 2. `run` starts the planned ones, oldest first, at `rate` per second, marking each row as it
    goes. Interrupted, it resumes with the rows still `planned`; a start that reached Temporal
-   but not the database is found running (same workflow id) and marked, never started twice."""
+   but not the database is found running (same workflow id) and marked, never started twice.
+   With an `InFlight` bound it also waits while that many of its journeys have not yet reached
+   their first wait, so the starts follow what the workers finish (`InFlight`)."""
 
 from __future__ import annotations
 
@@ -334,6 +336,64 @@ def _mark(engine: Engine, done: list[tuple[uuid.UUID, uuid.UUID, bool]]) -> None
         session.commit()
 
 
+class InFlight:
+    """Journeys this run started whose first step has not settled, bounded by `limit`.
+
+    A journey is settled once the worker has written its next wait (`next_action_at`) or it
+    left the active statuses (ended, opted out, paused). The bound exists because a rate alone
+    can exceed what the workers finish: on a busy box the backlog of half-run journeys then
+    outgrows the worker's sticky cache and the server's, every task replays from history, and
+    throughput collapses to a third (docs/benchmarks.md). Waiting on the app database rather
+    than Temporal's visibility keeps the check cheap and the same on every server."""
+
+    def __init__(self, engine: Engine, limit: int, poll: float = 0.5) -> None:
+        if limit < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.engine = engine
+        self.limit = limit
+        self.poll = poll
+        self.pending: set[uuid.UUID] = set()
+        self.starting = 0
+        self.peak = 0  # most journeys unsettled at once: what the tests and the bench read
+        self.checks = 0
+        self._lock = asyncio.Lock()
+
+    async def reserve(self) -> None:
+        """Wait for room for one more start; pair with `started` once it is made."""
+        async with self._lock:
+            while len(self.pending) + self.starting >= self.limit:
+                await asyncio.to_thread(self._settle)
+                if len(self.pending) + self.starting >= self.limit:
+                    await asyncio.sleep(self.poll)  # the workers' pace, not a journey step
+            self.starting += 1
+
+    def started(self, journey_id: uuid.UUID, started: bool) -> None:
+        self.starting -= 1
+        if started:
+            self.pending.add(journey_id)
+            self.peak = max(self.peak, len(self.pending))
+
+    def _settle(self) -> None:
+        self.checks += 1
+        if not self.pending:
+            return
+        active = (JourneyStatus.PENDING.value, JourneyStatus.ACTIVE.value)
+        ids = list(self.pending)
+        with session_scope(self.engine) as session:
+            for chunk in range(0, len(ids), 500):
+                settled = session.exec(
+                    select(Journey.id)
+                    .where(col(Journey.id).in_(ids[chunk : chunk + 500]))
+                    .where(
+                        sa.or_(
+                            col(Journey.next_action_at).is_not(None),
+                            col(Journey.status).not_in(active),
+                        )
+                    )
+                ).all()
+                self.pending.difference_update(settled)
+
+
 @dataclass
 class RunResult:
     started: int = 0
@@ -352,8 +412,10 @@ async def run(
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
     batch: int = 500,
+    in_flight: InFlight | None = None,
 ) -> RunResult:
-    """Phase 2: start the planned enrollments at no more than `rate` per second."""
+    """Phase 2: start the planned enrollments at no more than `rate` per second and, with
+    `in_flight`, no more than its limit of journeys not yet at their first wait."""
     result = RunResult()
     began = time.monotonic()
     interval = 1.0 / rate if rate > 0 else 0.0
@@ -370,12 +432,21 @@ async def run(
         async def one(item: StartItem, done: list[tuple[uuid.UUID, uuid.UUID, bool]]) -> None:
             nonlocal next_slot
             async with gate:
+                if in_flight is not None:
+                    await in_flight.reserve()
                 now = time.monotonic()
                 wait = next_slot - now
                 next_slot = max(now, next_slot) + interval
                 if wait > 0:
                     await asyncio.sleep(wait)  # the rate limit, not a wait for a journey step
-                started = await starter(item)
+                try:
+                    started = await starter(item)
+                except BaseException:
+                    if in_flight is not None:
+                        in_flight.started(item.journey_id, False)
+                    raise
+                if in_flight is not None:
+                    in_flight.started(item.journey_id, started)
                 done.append((item.enrollment_id, item.journey_id, started))
                 if progress is not None:
                     progress(1)

@@ -5,6 +5,7 @@ enrolled journeys for real and bench/enroll.py measures the rate against a real 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, func, select
+from sqlmodel import Session, SQLModel, col, func, select
 
 from funnel import enroll
 from funnel.enroll import StartItem
@@ -24,6 +25,7 @@ from models.tables import (
     Journey,
     Practice,
 )
+from tests.api.conftest import eventually
 
 NOW = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
 D = timedelta(days=1)
@@ -200,6 +202,97 @@ async def test_the_rate_is_held(sqlite_engine: Engine) -> None:
     assert result.started == 100
     assert result.seconds >= 99 / 200 * 0.95  # a lower bound only: the machine may be slow
     assert result.remaining == 108 - 100
+
+
+class SettlingTemporal(FakeTemporal):
+    """Checks, at every start, what the database says is still on its way to a first wait:
+    the bound must hold by the rows the worker writes, not by the run's own bookkeeping."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.ids: dict[str, uuid.UUID] = {}
+        self.unsettled_seen: list[int] = []
+
+    async def __call__(self, item: StartItem) -> bool:
+        self.unsettled_seen.append(len(unsettled(self.engine, list(self.ids.values()))))
+        self.ids[item.workflow_id] = item.journey_id
+        return await super().__call__(item)
+
+
+def unsettled(engine: Engine, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    with Session(engine) as s:
+        return list(
+            s.exec(
+                select(Journey.id)
+                .where(col(Journey.id).in_(ids))
+                .where(col(Journey.next_action_at).is_(None))
+                .where(col(Journey.status).in_(["pending", "active"]))
+            ).all()
+        )
+
+
+def settle(engine: Engine, ids: list[uuid.UUID], how: str) -> None:
+    """What the worker writes: the journey's next wait, or a status that ended its run."""
+    values: dict[str, object] = (
+        {"next_action_at": NOW + 30 * D, "status": "active"}
+        if how == "asleep"
+        else {"status": how, "next_action_at": None}
+    )
+    with Session(engine) as s:
+        s.execute(sa.update(Journey).where(col(Journey.id).in_(ids)).values(**values))
+        s.commit()
+
+
+async def test_starts_wait_while_too_many_journeys_have_not_reached_their_first_wait(
+    sqlite_engine: Engine,
+) -> None:
+    practice_id = practice_with_history(sqlite_engine, 60)  # 54 due
+    enroll.plan(sqlite_engine, practice_id, NOW)
+    temporal = SettlingTemporal(sqlite_engine)
+    bound = enroll.InFlight(sqlite_engine, limit=10, poll=0.01)
+    run = asyncio.create_task(
+        enroll.run(
+            sqlite_engine, practice_id, temporal, rate=0, concurrency=4, limit=25, in_flight=bound
+        )
+    )
+
+    async def waiting() -> bool:  # the bound is full and has been rechecked a few times
+        return bound.checks >= 5 and not run.done()
+
+    await eventually(waiting, "the run to wait at its bound")
+    assert len(temporal.running) == 10  # ten started, none settled: the eleventh waits
+
+    # Settled the ways a journey can be: asleep, ended, paused by a reply.
+    first = list(temporal.ids.values())
+    settle(sqlite_engine, first[:6], "asleep")
+    settle(sqlite_engine, first[6:8], JourneyStatus.CLOSED_LOST.value)
+    settle(sqlite_engine, first[8:], JourneyStatus.PAUSED.value)
+
+    async def at_bound_again() -> bool:
+        return len(temporal.running) == 20 and bound.checks >= 10
+
+    await eventually(at_bound_again, "ten more starts, then a wait")
+    assert not run.done()
+    settle(sqlite_engine, list(temporal.ids.values())[10:], "asleep")
+    result = await asyncio.wait_for(run, timeout=30)
+    assert result.started == 25
+    assert max(temporal.unsettled_seen) == 9  # never an 11th while 10 were on their way
+    assert bound.peak == 10
+    assert len(unsettled(sqlite_engine, list(temporal.ids.values()))) == 5
+
+
+async def test_a_failed_start_frees_its_place(sqlite_engine: Engine) -> None:
+    practice_id = practice_with_history(sqlite_engine, 20)
+    enroll.plan(sqlite_engine, practice_id, NOW)
+    bound = enroll.InFlight(sqlite_engine, limit=3, poll=0.01)
+    with pytest.raises(ExceptionGroup):
+        await enroll.run(
+            sqlite_engine, practice_id, FakeTemporal(fail_after=2), rate=0, in_flight=bound
+        )
+    assert (bound.starting, len(bound.pending)) == (0, 2)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        enroll.InFlight(sqlite_engine, limit=0)
 
 
 def test_who_is_due() -> None:
