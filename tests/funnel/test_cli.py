@@ -71,6 +71,10 @@ def test_import_report_and_plan(database: tuple[str, Engine], tmp_path: Path) ->
     result = runner.invoke(app, ["enroll", "--practice", pid, "--dry-run"], env=env)
     assert result.exit_code == 0, result.output
     assert "newly planned" in result.output
+    result = runner.invoke(
+        app, ["enroll", "--practice", pid, "--max-in-flight", "-1", "--dry-run"], env=env
+    )
+    assert result.exit_code == 2 and "--max-in-flight" in result.output
 
     bad = tmp_path / "bad.csv"
     bad.write_text("patient_id,received_at,interest\nZ1,not-a-date-SECRET,botox\n")
