@@ -8,7 +8,7 @@ Two phases, both resumable:
    goes. Interrupted, it resumes with the rows still `planned`; a start that reached Temporal
    but not the database is found running (same workflow id) and marked, never started twice.
    With an `InFlight` bound it also waits while that many of its journeys have not yet reached
-   their first wait, so the starts follow what the workers finish (`InFlight`)."""
+   their first wait, so the starts follow what the workers finish."""
 
 from __future__ import annotations
 
@@ -343,7 +343,7 @@ class InFlight:
     left the active statuses (ended, opted out, paused). The bound exists because a rate alone
     can exceed what the workers finish: on a busy box the backlog of half-run journeys then
     outgrows the worker's sticky cache and the server's, every task replays from history, and
-    throughput collapses to a third (docs/benchmarks.md). Waiting on the app database rather
+    throughput collapses to a fraction (docs/benchmarks.md). Waiting on the app database rather
     than Temporal's visibility keeps the check cheap and the same on every server."""
 
     def __init__(self, engine: Engine, limit: int, poll: float = 0.5) -> None:
@@ -354,7 +354,7 @@ class InFlight:
         self.poll = poll
         self.pending: set[uuid.UUID] = set()
         self.starting = 0
-        self.peak = 0  # most journeys unsettled at once: what the tests and the bench read
+        self.peak = 0  # most journeys unsettled at once (the tests read it)
         self.checks = 0
         self._lock = asyncio.Lock()
 
@@ -434,19 +434,18 @@ async def run(
             async with gate:
                 if in_flight is not None:
                     await in_flight.reserve()
-                now = time.monotonic()
-                wait = next_slot - now
-                next_slot = max(now, next_slot) + interval
-                if wait > 0:
-                    await asyncio.sleep(wait)  # the rate limit, not a wait for a journey step
+                started = False
                 try:
+                    now = time.monotonic()
+                    wait = next_slot - now
+                    next_slot = max(now, next_slot) + interval
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # the rate limit, not a journey step
                     started = await starter(item)
-                except BaseException:
+                finally:
+                    # A failed or cancelled start gives its place back.
                     if in_flight is not None:
-                        in_flight.started(item.journey_id, False)
-                    raise
-                if in_flight is not None:
-                    in_flight.started(item.journey_id, started)
+                        in_flight.started(item.journey_id, started)
                 done.append((item.enrollment_id, item.journey_id, started))
                 if progress is not None:
                     progress(1)
