@@ -15,7 +15,6 @@ quote, every 10th patient treated too recently to be due."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from sqlmodel import Session, SQLModel
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import stopping  # bench/, the script's own folder
 
 from funnel import enroll
 from models.tables import HistoryImport, Practice, utcnow
@@ -174,7 +175,7 @@ def main(
         bool, typer.Option(help="also run the journeys (a worker in this process)")
     ] = False,
 ) -> None:
-    asyncio.run(bench(patients, rate, concurrency, with_worker))
+    stopping.run(bench(patients, rate, concurrency, with_worker))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 import speed_to_lead as stl
+import stopping
 
 T = TypeVar("T")
 
@@ -230,7 +231,7 @@ def main(
         finally:
             await bench.stop()
 
-    asyncio.run(go())
+    stopping.run(go())
 
     table = Table(title=f"enrollment throughput, {concurrency} clients")
     for col in ("path", "n", "seconds", "per second", "missing"):

@@ -11,7 +11,6 @@ that matters — the largest run — does not grow with the years.
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import statistics
 import sys
@@ -32,6 +31,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import stopping  # bench/, the script's own folder
 
 from models.enums import EventType, RevenueLine
 from models.journey_types import (
@@ -170,7 +171,7 @@ async def measure(years: int) -> tuple[list[int], float]:
 
 def main(years: Annotated[int, typer.Option(min=1, max=50)] = 10) -> None:
     """Run a tox patient for `years` simulated years and print history figures."""
-    lengths, elapsed = asyncio.run(measure(years))
+    lengths, elapsed = stopping.run(measure(years))
     table = Table(title=f"History of a tox journey over {years} simulated years")
     table.add_column("figure")
     table.add_column("value", justify="right")

@@ -571,7 +571,9 @@ def main(
         finally:
             await bench.stop()
 
-    journeys, base, answered, missing = asyncio.run(go())
+    import stopping  # here, not at the top: the workflow sandbox imports this module
+
+    journeys, base, answered, missing = stopping.run(go())
 
     table = Table(
         title=f"speed to lead, {count} arrivals at {rate:g}/s in {rounds} alternating rounds (ms)"
