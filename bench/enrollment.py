@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/enrollment.py [--tiers 1000,10000,100000] [--concurrency 20]
 
-The same throwaway stack as the speed-to-lead benchmark (bench/speed_to_lead.py: an in-memory
-Temporal dev server, a migrated SQLite app database, the journey worker, the API and a worker for
-the bare baseline, each its own process). Then:
+The same throwaway stack as the speed-to-lead benchmark (bench/speed_to_lead.py: a Temporal dev
+server, a migrated app database (SQLite, or `--database-url`), the journey worker, the API and a
+worker for the bare baseline, each its own process). Then:
 
 1. **throughput**: the first tier's N journeys enrolled through `POST /v1/inquiries` by
    `--concurrency` clients (closed loop, as fast as it answers), timed until every journey's
@@ -180,6 +180,10 @@ def main(
         ),
     ] = 200,
     settle: Annotated[float, typer.Option(help="Seconds to let the worker settle.")] = 5.0,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="App database (e.g. PostgreSQL, empty); default: throwaway SQLite."),
+    ] = None,
 ) -> None:
     if str(stl.PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(stl.PROJECT_ROOT))
@@ -187,7 +191,7 @@ def main(
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     if via not in ("bulk", "api"):
         raise typer.BadParameter("--via must be bulk or api")
-    bench = Enrollment(counts[0], 1.0, None, console)
+    bench = Enrollment(counts[0], 1.0, database_url, console)
     bench.temporal_args = ["--db-filename", str(bench.workdir / "temporal.db")]
     t_start = time.monotonic()
     results: list[tuple[int, str, float, dict[str, float]]] = []
