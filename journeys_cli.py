@@ -206,7 +206,7 @@ async def _enroll(
             limit=limit,
             progress=lambda n: bar.advance(task, n),
             # Starts follow what the workers finish: with them down it pauses, loses nothing.
-            in_flight=enrollment.InFlight(engine, max_in_flight) if max_in_flight else None,
+            in_flight=enrollment.InFlight.at_most(engine, max_in_flight),
         )
     console.print(
         f"started {result.started} · already running {result.already_running}"

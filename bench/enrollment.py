@@ -111,7 +111,7 @@ class Enrollment(stl.Bench):
                 enroll.temporal_starter(self.client, settings),
                 rate=rate,
                 concurrency=clients,
-                in_flight=enroll.InFlight(engine, in_flight) if in_flight else None,
+                in_flight=enroll.InFlight.at_most(engine, in_flight),
             )
             self.say(
                 f"  started {result.started} of {planned.planned} planned in "

@@ -354,16 +354,25 @@ class InFlight:
         self.poll = poll
         self.pending: set[uuid.UUID] = set()
         self.starting = 0
-        self.peak = 0  # most journeys unsettled at once (the tests read it)
+        # The tests read these two: most journeys unsettled at once, and database checks made.
+        self.peak = 0
         self.checks = 0
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def at_most(cls, engine: Engine, limit: int) -> InFlight | None:
+        """The bound for a `--max-in-flight`-style option: 0 means no bound."""
+        return cls(engine, limit) if limit else None
+
+    def _full(self) -> bool:
+        return len(self.pending) + self.starting >= self.limit
 
     async def reserve(self) -> None:
         """Wait for room for one more start; pair with `started` once it is made."""
         async with self._lock:
-            while len(self.pending) + self.starting >= self.limit:
+            while self._full():
                 await asyncio.to_thread(self._settle)
-                if len(self.pending) + self.starting >= self.limit:
+                if self._full():
                     await asyncio.sleep(self.poll)  # the workers' pace, not a journey step
             self.starting += 1
 

@@ -293,6 +293,10 @@ async def test_a_failed_start_frees_its_place(sqlite_engine: Engine) -> None:
     assert (bound.starting, len(bound.pending)) == (0, 2)
     with pytest.raises(ValueError, match="max_in_flight"):
         enroll.InFlight(sqlite_engine, limit=0)
+    # The options' reading: 0 is no bound, anything else a bound of that size.
+    assert enroll.InFlight.at_most(sqlite_engine, 0) is None
+    bounded = enroll.InFlight.at_most(sqlite_engine, 7)
+    assert bounded is not None and bounded.limit == 7
 
 
 def test_who_is_due() -> None:
