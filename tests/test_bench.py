@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,23 +57,27 @@ def test_sigterm_stops_the_benchmark_and_every_server_it_started() -> None:
     )
     seen: list[str] = []
     folder: Path | None = None
+    # readline blocks: a benchmark that never comes up is killed, which ends the read with EOF.
+    watchdog = threading.Timer(STARTUP_S, bench.kill)
+    watchdog.start()
     try:
         assert bench.stdout is not None
-        deadline = time.monotonic() + STARTUP_S
         api_port = None
-        while api_port is None and time.monotonic() < deadline:
+        while api_port is None:
             line = bench.stdout.readline()
             if not line:
                 break
             seen.append(line)
+            if m := re.search(r"sqlite:///(/\S+)/bench\.db", line):
+                folder = Path(m.group(1))  # known early, so `finally` can clean up after a failure
             if m := re.search(r"API on http://127\.0\.0\.1:(\d+)", line):
                 api_port = int(m.group(1))
         text = "".join(seen)
         assert api_port is not None, f"the benchmark's stack never came up:\n{text}"
+        watchdog.cancel()
         temporal = re.search(r"Temporal dev server on 127\.0\.0\.1:(\d+)", text)
-        workdir = re.search(r"sqlite:///(/\S+)/bench\.db", text)
-        assert temporal and workdir, text
-        temporal_port, folder = int(temporal.group(1)), Path(workdir.group(1))
+        assert temporal and folder, text
+        temporal_port = int(temporal.group(1))
         assert not refuses(api_port) and not refuses(temporal_port)
         assert len(holders(folder)) >= 4  # dev server, worker, API, baseline worker
 
@@ -86,6 +90,7 @@ def test_sigterm_stops_the_benchmark_and_every_server_it_started() -> None:
         assert refuses(api_port) and refuses(temporal_port)
         assert not folder.exists()
     finally:
+        watchdog.cancel()
         if bench.poll() is None:
             bench.kill()
             bench.communicate()
